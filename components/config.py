@@ -1,0 +1,722 @@
+"""Stack configuration: read once, validated completely, returned as frozen typed objects.
+
+This is the only module that reads `pulumi.Config`. Every check runs before any resource is
+declared, and a bad value raises one `ConfigError` naming the key, showing the value and saying
+the expected form.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+import pulumi
+import pulumi.runtime.config
+
+PROJECT = "kubeadm-cluster"
+
+Target = Literal["local", "aws"]
+ServiceType = Literal["NodePort", "ClusterIP", "LoadBalancer"]
+PackageSource = Literal["docker", "distro"]
+Architecture = Literal["x86_64", "arm64"]
+
+MIN_KUBERNETES_MINOR = 24  # the first minor with packages on pkgs.k8s.io
+MAX_KUBERNETES_MINOR = 37  # the newest minor this program has been checked against
+MAX_WORKERS = 250
+NODE_IP_OFFSET = 10  # master = network address + 10, worker i = network address + 11 + i
+NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
+POD_CIDR_PER_NODE_PREFIX = 24  # kube-controller-manager's default node CIDR mask
+
+DEFAULT_NODE_IMAGE = (
+    "kindest/node:v1.31.4@sha256:2cb39f7295fe7eafee0842b1052a599a4fb0f8bcf3f83d96c7f4864c357c6c30"
+)
+DEFAULT_APP: dict[str, Any] = {
+    "name": "nginx",
+    "image": "nginxinc/nginx-unprivileged:1.27.3",
+    "replicas": 2,
+    "port": 8080,
+    "nodePort": 30080,
+}
+
+KNOWN_KEYS = frozenset(
+    {
+        "target",
+        "workers",
+        "kubernetesVersion",
+        "podCidr",
+        "serviceCidr",
+        "apps",
+        "appsNamespace",
+        "vpcCidr",
+        "subnetCidr",
+        "privateSubnetCidr",
+        "availabilityZone",
+        "masterInstanceType",
+        "workerInstanceType",
+        "adminCidrs",
+        "sshPublicKey",
+        "sshUser",
+        "ami",
+        "rootVolumeSize",
+        "packageSource",
+        "privateWorkers",
+        "nodeImage",
+        "networkCidr",
+        "apiServerPort",
+        "localNodePorts",
+    }
+)
+APP_KEYS = frozenset(
+    {
+        "name",
+        "image",
+        "replicas",
+        "port",
+        "serviceType",
+        "nodePort",
+        "namespace",
+        "cpuRequest",
+        "cpuLimit",
+        "memoryRequest",
+        "memoryLimit",
+        "capabilities",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """One bad configuration value: which key, what value, what was expected."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key = key
+        self.value = value
+        self.expected = expected
+        super().__init__(f"invalid config {key!r}: got {value!r}; expected {expected}")
+
+
+@dataclass(frozen=True)
+class KubernetesVersion:
+    minor: int
+    patch: int | None
+
+    @property
+    def minor_version(self) -> str:
+        return f"1.{self.minor}"
+
+    def __str__(self) -> str:
+        return self.minor_version if self.patch is None else f"1.{self.minor}.{self.patch}"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    kubernetes_version: KubernetesVersion
+    pod_cidr: str
+    service_cidr: str
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    name: str
+    image: str
+    replicas: int
+    port: int
+    service_type: ServiceType
+    node_port: int | None
+    namespace: str
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    region: str
+    vpc_cidr: str
+    subnet_cidr: str
+    private_subnet_cidr: str
+    availability_zone: str | None
+    master_instance_type: str
+    worker_instance_type: str
+    admin_cidrs: tuple[str, ...]
+    ssh_public_key: str | None
+    ssh_user: str
+    ami: str | None
+    root_volume_size_gb: int
+    package_source: PackageSource
+    private_workers: bool
+
+    @property
+    def master_architecture(self) -> Architecture:
+        return instance_architecture(self.master_instance_type)
+
+    @property
+    def worker_architecture(self) -> Architecture:
+        return instance_architecture(self.worker_instance_type)
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    node_image: str
+    network_cidr: str
+    api_server_port: int
+    node_port_first: int
+    node_port_last: int
+
+    @property
+    def node_ports(self) -> range:
+        return range(self.node_port_first, self.node_port_last + 1)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    cluster_name: str
+    target: Target
+    workers: int
+    cluster: ClusterConfig
+    apps: tuple[AppConfig, ...]
+    aws: AwsConfig | None
+    local: LocalConfig | None
+
+    @property
+    def node_count(self) -> int:
+        return 1 + self.workers
+
+    @property
+    def master_name(self) -> str:
+        return f"{self.cluster_name}-master"
+
+    def worker_name(self, index: int) -> str:
+        return f"{self.cluster_name}-worker-{index}"
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [self.worker_name(i) for i in range(self.workers)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Address rule shared by both targets
+
+
+def node_ip(cidr: str, index: int) -> str:
+    """The fixed IP of node `index` (0 = master, 1.. = workers) in `cidr`.
+
+    Master = network address + 10, worker i = network address + 11 + i: clear of the
+    addresses AWS reserves (first four) and of a Docker network's gateway (.1).
+    """
+    network = ipaddress.ip_network(cidr)
+    return str(network.network_address + NODE_IP_OFFSET + index)
+
+
+def instance_architecture(instance_type: str) -> Architecture:
+    """arm64 for AWS Graviton families (a1, and a `g` after the generation: t4g, m7gd, c6gn)."""
+    family = instance_type.split(".", 1)[0]
+    if family == "a1":
+        return "arm64"
+    match = re.fullmatch(r"([a-z]+)(\d+)([a-z-]*)", family)
+    return "arm64" if match and "g" in match.group(3) else "x86_64"
+
+
+# ---------------------------------------------------------------------------------------------
+# Field parsers: each returns a typed value or raises ConfigError(key, value, expected)
+
+T = TypeVar("T")
+
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+IMAGE_REFERENCE = re.compile(
+    r"(?:(?P<registry>[a-zA-Z0-9.-]+(?::\d+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+QUANTITY_CPU = re.compile(r"\d+(\.\d+)?m?")
+QUANTITY_MEMORY = re.compile(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
+CAPABILITY = re.compile(r"[A-Z][A-Z_]+")
+AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+AMI_ID = re.compile(r"ami-[0-9a-f]{8}([0-9a-f]{9})?")
+SSH_PUBLIC_KEY = re.compile(
+    r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?"
+)
+LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+
+
+def parse_int(key: str, raw: object, low: int, high: int) -> int:
+    expected = f"a whole number from {low} to {high}"
+    if isinstance(raw, bool):
+        raise ConfigError(key, raw, expected)
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
+        value = int(raw.strip())
+    else:
+        raise ConfigError(key, raw, expected)
+    if not low <= value <= high:
+        raise ConfigError(key, raw, expected)
+    return value
+
+
+def parse_bool(key: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise ConfigError(key, raw, "true or false")
+
+
+def parse_choice(key: str, raw: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(raw, str) or raw not in choices:
+        raise ConfigError(key, raw, "one of " + ", ".join(choices))
+    return raw
+
+
+def parse_regex(key: str, raw: object, pattern: re.Pattern[str], expected: str) -> str:
+    if not isinstance(raw, str) or not pattern.fullmatch(raw):
+        raise ConfigError(key, raw, expected)
+    return raw
+
+
+def parse_network(key: str, raw: object) -> ipaddress.IPv4Network:
+    expected = "an IPv4 network in CIDR form with no host bits set, such as 10.0.0.0/16"
+    if not isinstance(raw, str) or "/" not in raw:
+        raise ConfigError(key, raw, expected)
+    try:
+        network = ipaddress.ip_network(raw.strip(), strict=True)
+    except ValueError:
+        raise ConfigError(key, raw, expected) from None
+    if not isinstance(network, ipaddress.IPv4Network):
+        raise ConfigError(key, raw, expected)
+    return network
+
+
+def parse_network_prefix(key: str, raw: object, shortest: int, longest: int) -> str:
+    network = parse_network(key, raw)
+    if not shortest <= network.prefixlen <= longest:
+        raise ConfigError(key, raw, f"a network with a prefix from /{shortest} to /{longest}")
+    return str(network)
+
+
+def parse_kubernetes_version(key: str, raw: object) -> KubernetesVersion:
+    expected = (
+        f"a Kubernetes minor version from 1.{MIN_KUBERNETES_MINOR} to 1.{MAX_KUBERNETES_MINOR}, "
+        "such as 1.31 or 1.31.4 (kubeadm packages exist from 1.24 on)"
+    )
+    text = str(raw).strip().removeprefix("v") if isinstance(raw, (str, int, float)) else ""
+    match = re.fullmatch(r"1\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        raise ConfigError(key, raw, expected)
+    minor = int(match.group(1))
+    if not MIN_KUBERNETES_MINOR <= minor <= MAX_KUBERNETES_MINOR:
+        raise ConfigError(key, raw, expected)
+    patch = int(match.group(2)) if match.group(2) is not None else None
+    return KubernetesVersion(minor, patch)
+
+
+def parse_image(key: str, raw: object) -> str:
+    expected = "a pinned image reference with a tag other than latest or a sha256 digest, " \
+        "such as nginx:1.27.3"
+    if not isinstance(raw, str) or len(raw) > 255:
+        raise ConfigError(key, raw, expected)
+    match = IMAGE_REFERENCE.fullmatch(raw)
+    if not match or not (match.group("tag") or match.group("digest")):
+        raise ConfigError(key, raw, expected)
+    if match.group("tag") == "latest" and not match.group("digest"):
+        raise ConfigError(key, raw, expected)
+    return raw
+
+
+def parse_json_list(key: str, raw: object) -> list[Any]:
+    """A list given in the stack file (Pulumi passes it as JSON text) or as one plain item."""
+    if isinstance(raw, list):
+        return raw
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text.startswith("["):
+            return [text] if text else []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(key, raw, "a YAML list") from None
+        if isinstance(value, list):
+            return value
+    raise ConfigError(key, raw, "a YAML list")
+
+
+def parse_json_object(key: str, raw: object) -> dict[str, Any]:
+    if isinstance(raw, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(key, raw, "a mapping of app settings (name, image, replicas, port, ...)")
+    return raw
+
+
+def optional(values: Mapping[str, object], key: str, parse: Callable[[object], T], default: T) -> T:
+    raw = values.get(key)
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return default
+    return parse(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def parse_cluster(values: Mapping[str, object]) -> ClusterConfig:
+    version = optional(
+        values,
+        "kubernetesVersion",
+        lambda raw: parse_kubernetes_version("kubernetesVersion", raw),
+        KubernetesVersion(31, None),
+    )
+    pod_cidr = optional(
+        values, "podCidr", lambda raw: parse_network_prefix("podCidr", raw, 8, 22), "10.244.0.0/16"
+    )
+    service_cidr = optional(
+        values,
+        "serviceCidr",
+        lambda raw: parse_network_prefix("serviceCidr", raw, 12, 28),
+        "10.96.0.0/12",
+    )
+    if overlaps(pod_cidr, service_cidr):
+        raise ConfigError(
+            "serviceCidr", service_cidr, f"a network that does not overlap podCidr {pod_cidr}"
+        )
+    return ClusterConfig(version, pod_cidr, service_cidr)
+
+
+def parse_app(
+    index: int, raw: object, default_namespace: str, target: Target, local: LocalConfig | None
+) -> AppConfig:
+    where = f"apps[{index}]"
+    entry = parse_json_object(where, raw)
+    unknown = sorted(set(entry) - APP_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", entry[unknown[0]], "one of the app keys " +
+                          ", ".join(sorted(APP_KEYS)))
+    for required in ("name", "image", "port"):
+        if entry.get(required) in (None, ""):
+            raise ConfigError(f"{where}.{required}", None, f"a value for {required}")
+
+    def key(name: str) -> str:
+        return f"{where}.{name}"
+
+    name = parse_regex(
+        key("name"),
+        entry["name"],
+        DNS1123_LABEL,
+        "a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a "
+        "letter or digit, at most 63 characters",
+    )
+    if len(name) > 63:
+        raise ConfigError(key("name"), name, "a DNS-1123 label of at most 63 characters")
+    namespace = optional(
+        entry,
+        "namespace",
+        lambda v: parse_regex(key("namespace"), v, DNS1123_LABEL, "a DNS-1123 label"),
+        default_namespace,
+    )
+    service_type = parse_choice(
+        key("serviceType"), entry.get("serviceType", "NodePort"),
+        ("NodePort", "ClusterIP", "LoadBalancer"),
+    )
+    node_port = optional(
+        entry, "nodePort", lambda v: parse_int(key("nodePort"), v, NODE_PORT_MIN, NODE_PORT_MAX),
+        None,
+    )
+    if node_port is not None and service_type == "ClusterIP":
+        raise ConfigError(key("nodePort"), node_port, "no nodePort when serviceType is ClusterIP")
+    if target == "local" and local is not None and service_type != "ClusterIP":
+        first, last = local.node_port_first, local.node_port_last
+        if node_port is None or node_port not in local.node_ports:
+            raise ConfigError(
+                key("nodePort"),
+                node_port,
+                f"a nodePort from {first} to {last} (localNodePorts: the ports the local node "
+                "publishes on 127.0.0.1)",
+            )
+    capabilities = tuple(
+        parse_regex(f"{key('capabilities')}[{i}]", cap, CAPABILITY,
+                    "a Linux capability name such as NET_BIND_SERVICE")
+        for i, cap in enumerate(parse_json_list(key("capabilities"), entry.get("capabilities", [])))
+    )
+    return AppConfig(
+        name=name,
+        image=parse_image(key("image"), entry["image"]),
+        replicas=optional(entry, "replicas", lambda v: parse_int(key("replicas"), v, 0, 1000), 1),
+        port=parse_int(key("port"), entry["port"], 1, 65535),
+        service_type=service_type,  # type: ignore[arg-type]
+        node_port=node_port,
+        namespace=namespace,
+        cpu_request=optional(
+            entry, "cpuRequest",
+            lambda v: parse_regex(key("cpuRequest"), v, QUANTITY_CPU, "a CPU quantity like 100m"),
+            "50m",
+        ),
+        cpu_limit=optional(
+            entry, "cpuLimit",
+            lambda v: parse_regex(key("cpuLimit"), v, QUANTITY_CPU, "a CPU quantity like 500m"),
+            "500m",
+        ),
+        memory_request=optional(
+            entry, "memoryRequest",
+            lambda v: parse_regex(
+                key("memoryRequest"), v, QUANTITY_MEMORY, "a memory quantity like 64Mi"
+            ),
+            "64Mi",
+        ),
+        memory_limit=optional(
+            entry, "memoryLimit",
+            lambda v: parse_regex(
+                key("memoryLimit"), v, QUANTITY_MEMORY, "a memory quantity like 128Mi"
+            ),
+            "128Mi",
+        ),
+        capabilities=capabilities,
+    )
+
+
+def parse_apps(
+    values: Mapping[str, object], target: Target, local: LocalConfig | None
+) -> tuple[AppConfig, ...]:
+    default_namespace = optional(
+        values,
+        "appsNamespace",
+        lambda v: parse_regex("appsNamespace", v, DNS1123_LABEL, "a DNS-1123 label"),
+        "apps",
+    )
+    raw_apps = optional(values, "apps", lambda v: parse_json_list("apps", v), [DEFAULT_APP])
+    apps = tuple(
+        parse_app(i, raw, default_namespace, target, local) for i, raw in enumerate(raw_apps)
+    )
+    seen: dict[tuple[str, str], int] = {}
+    ports: dict[int, int] = {}
+    for i, app in enumerate(apps):
+        if (app.namespace, app.name) in seen:
+            raise ConfigError(
+                f"apps[{i}].name", app.name,
+                f"a name not used by apps[{seen[(app.namespace, app.name)]}] in namespace "
+                f"{app.namespace}",
+            )
+        seen[(app.namespace, app.name)] = i
+        if app.node_port is not None:
+            if app.node_port in ports:
+                raise ConfigError(
+                    f"apps[{i}].nodePort", app.node_port,
+                    f"a nodePort not used by apps[{ports[app.node_port]}]",
+                )
+            ports[app.node_port] = i
+    return apps
+
+
+def parse_local(values: Mapping[str, object], cluster: ClusterConfig) -> LocalConfig:
+    node_image = optional(values, "nodeImage", lambda v: parse_image("nodeImage", v),
+                          DEFAULT_NODE_IMAGE)
+    tag_match = re.search(r":v1\.(\d+)(?:\.(\d+))?(?:@|$)", node_image)
+    version = cluster.kubernetes_version
+    if tag_match and (
+        int(tag_match.group(1)) != version.minor
+        or (version.patch is not None and tag_match.group(2) is not None
+            and int(tag_match.group(2)) != version.patch)
+    ):
+        raise ConfigError(
+            "nodeImage", node_image,
+            f"a kind node image whose tag matches kubernetesVersion {version} "
+            f"(kindest/node:v{version.minor_version}.x)",
+        )
+    network = optional(
+        values, "networkCidr", lambda v: parse_network_prefix("networkCidr", v, 16, 28),
+        "172.30.0.0/24",
+    )
+    for other_key, other in (("podCidr", cluster.pod_cidr), ("serviceCidr", cluster.service_cidr)):
+        if overlaps(network, other):
+            raise ConfigError("networkCidr", network,
+                              f"a network that does not overlap {other_key} {other}")
+    port = optional(values, "apiServerPort",
+                    lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443)
+    first, last = optional(values, "localNodePorts", parse_port_range, (30080, 30089))
+    return LocalConfig(node_image, network, port, first, last)
+
+
+def parse_port_range(raw: object) -> tuple[int, int]:
+    expected = f"a range FIRST-LAST of at most 100 ports within {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+    match = re.fullmatch(r"(\d+)-(\d+)", str(raw).strip())
+    if not match:
+        raise ConfigError("localNodePorts", raw, expected)
+    first, last = int(match.group(1)), int(match.group(2))
+    if not (NODE_PORT_MIN <= first <= last <= NODE_PORT_MAX and last - first < 100):
+        raise ConfigError("localNodePorts", raw, expected)
+    return first, last
+
+
+def check_room_for_nodes(key: str, cidr: str, nodes: int) -> None:
+    network = ipaddress.IPv4Network(cidr)
+    last_needed = network.network_address + NODE_IP_OFFSET + nodes - 1
+    if last_needed >= network.broadcast_address:
+        raise ConfigError(
+            key, cidr,
+            f"a network with room for {nodes} node addresses from .{NODE_IP_OFFSET} on "
+            f"(master at +{NODE_IP_OFFSET}, workers after it); use a larger network or fewer "
+            "workers",
+        )
+
+
+def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> AwsConfig:
+    region = values.get("aws:region")
+    if region in (None, ""):
+        raise ConfigError("aws:region", region,
+                          "an AWS region such as eu-west-1 (pulumi config set aws:region ...)")
+    region = parse_regex("aws:region", region, AWS_REGION, "an AWS region such as eu-west-1")
+    vpc = optional(values, "vpcCidr", lambda v: parse_network_prefix("vpcCidr", v, 16, 28),
+                   "10.0.0.0/16")
+    subnet = optional(values, "subnetCidr",
+                      lambda v: parse_network_prefix("subnetCidr", v, 16, 28), "10.0.1.0/24")
+    private_subnet = optional(values, "privateSubnetCidr",
+                              lambda v: parse_network_prefix("privateSubnetCidr", v, 16, 28),
+                              "10.0.2.0/24")
+    private_workers = optional(values, "privateWorkers",
+                               lambda v: parse_bool("privateWorkers", v), False)
+    for key, net in (("subnetCidr", subnet), ("privateSubnetCidr", private_subnet)):
+        if not ipaddress.ip_network(net).subnet_of(ipaddress.ip_network(vpc)):  # type: ignore[arg-type]
+            raise ConfigError(key, net, f"a subnet inside vpcCidr {vpc}")
+    if private_workers and overlaps(subnet, private_subnet):
+        raise ConfigError("privateSubnetCidr", private_subnet,
+                          f"a subnet that does not overlap subnetCidr {subnet}")
+    for key, net in (("podCidr", cluster.pod_cidr), ("serviceCidr", cluster.service_cidr)):
+        if overlaps(net, vpc):
+            raise ConfigError(key, net, f"a network that does not overlap vpcCidr {vpc}")
+    if private_workers:
+        check_room_for_nodes("subnetCidr", subnet, 1)
+        check_room_for_nodes("privateSubnetCidr", private_subnet, 1 + workers)
+    else:
+        check_room_for_nodes("subnetCidr", subnet, 1 + workers)
+
+    availability_zone = optional(
+        values, "availabilityZone",
+        lambda v: parse_regex("availabilityZone", v, re.compile(re.escape(region) + r"[a-z]"),
+                              f"a zone of region {region}, such as {region}a"),
+        None,
+    )
+
+    def instance_type(key: str) -> str:
+        value = optional(values, key, lambda v: parse_regex(
+            key, v, INSTANCE_TYPE, "an EC2 instance type such as t3.medium"), "t3.medium")
+        if value.split(".", 1)[1] in ("nano", "micro"):
+            raise ConfigError(key, value, "an instance type with at least 2 GiB of memory "
+                              "(kubeadm's minimum), such as t3.small or t3.medium")
+        return value
+
+    admin_raw = values.get("adminCidrs")
+    if admin_raw in (None, "", "[]"):
+        raise ConfigError(
+            "adminCidrs", admin_raw,
+            "a list of CIDRs allowed to reach SSH, the Kubernetes API and NodePorts, such as "
+            "[203.0.113.7/32]; there is no open-to-the-world default",
+        )
+    admin_cidrs = tuple(
+        parse_admin_cidr(f"adminCidrs[{i}]", item)
+        for i, item in enumerate(parse_json_list("adminCidrs", admin_raw))
+    )
+    if not admin_cidrs:
+        raise ConfigError("adminCidrs", admin_raw, "at least one CIDR")
+
+    return AwsConfig(
+        region=region,
+        vpc_cidr=vpc,
+        subnet_cidr=subnet,
+        private_subnet_cidr=private_subnet,
+        availability_zone=availability_zone,
+        master_instance_type=instance_type("masterInstanceType"),
+        worker_instance_type=instance_type("workerInstanceType"),
+        admin_cidrs=admin_cidrs,
+        ssh_public_key=optional(
+            values, "sshPublicKey",
+            lambda v: parse_regex(
+                "sshPublicKey", str(v).strip(), SSH_PUBLIC_KEY,
+                "an OpenSSH public key line (ssh-ed25519 AAAA... or ssh-rsa ...)",
+            ),
+            None,
+        ),
+        ssh_user=optional(values, "sshUser", lambda v: parse_regex(
+            "sshUser", v, LINUX_USER, "a Linux user name such as ubuntu"), "ubuntu"),
+        ami=optional(values, "ami", lambda v: parse_regex(
+            "ami", v, AMI_ID, "an AMI id such as ami-0123456789abcdef0"), None),
+        root_volume_size_gb=optional(
+            values, "rootVolumeSize", lambda v: parse_int("rootVolumeSize", v, 20, 16384), 30),
+        package_source=optional(
+            values, "packageSource",
+            lambda v: cast(PackageSource, parse_choice("packageSource", v, ("docker", "distro"))),
+            "docker",
+        ),
+        private_workers=private_workers,
+    )
+
+
+def parse_admin_cidr(key: str, raw: object) -> str:
+    network = parse_network(key, raw)
+    if network.prefixlen == 0:
+        raise ConfigError(key, raw, "a CIDR narrower than the whole internet (not 0.0.0.0/0)")
+    return str(network)
+
+
+def overlaps(a: str, b: str) -> bool:
+    return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def cluster_name_for(stack: str) -> str:
+    """A DNS-1123 name for the cluster, from the stack name: node and host names derive from it."""
+    label = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")[:40].strip("-")
+    if not label:
+        raise ConfigError("stack", stack, "a stack name with at least one letter or digit")
+    return f"kubeadm-{label}"
+
+
+def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> StackConfig:
+    """Validate raw config values keyed by their short names (plus `aws:region`)."""
+    unknown = sorted(k for k in values if k not in KNOWN_KEYS and k != "aws:region"
+                     and not k.startswith("aws:"))
+    if unknown:
+        raise ConfigError(unknown[0], values[unknown[0]],
+                          "one of the documented keys: " + ", ".join(sorted(KNOWN_KEYS)))
+    target: Target = optional(
+        values, "target", lambda v: cast(Target, parse_choice("target", v, ("local", "aws"))),
+        "local",
+    )
+    workers = optional(values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0)
+    cluster = parse_cluster(values)
+    local = parse_local(values, cluster) if target == "local" else None
+    aws = parse_aws(values, cluster, workers) if target == "aws" else None
+    if local is not None:
+        check_room_for_nodes("networkCidr", local.network_cidr, 1 + workers)
+    apps = parse_apps(values, target, local)
+    return StackConfig(cluster_name_for(stack), target, workers, cluster, apps, aws, local)
+
+
+def raw_config_values() -> dict[str, object]:
+    """Every value set for this project's namespace, plus `aws:region`, by short key."""
+    project = pulumi.get_project()
+    prefix = f"{project}:"
+    values: dict[str, object] = {}
+    all_config: Mapping[str, Any] = pulumi.runtime.config.CONFIG.get()
+    for full_key, value in all_config.items():
+        if full_key.startswith(prefix):
+            values[full_key[len(prefix):]] = value
+    region = pulumi.Config("aws").get("region")
+    if region is not None:
+        values["aws:region"] = region
+    return values
+
+
+def load_stack_config() -> StackConfig:
+    """Read and validate the stack's configuration; the program's first step."""
+    return parse_stack_config(raw_config_values(), pulumi.get_stack())

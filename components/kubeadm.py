@@ -1,0 +1,256 @@
+"""The kubeadm cluster on any set of hosts: install, init, join, drain-on-delete, readiness,
+kubeconfig. Target-agnostic: a host is a name, a private IP and a transport.
+
+Step graph (each arrow is a dependency):
+
+    host -> [preflight -> install-runtime -> install-kubeadm]   (only when `install` is set)
+    master install -> init -> kubeconfig
+    init -> join-token(worker) ; worker install + join-token(worker) -> join(worker)
+    join(worker) -> drain(worker)         (drain's delete drains and removes the Node first)
+    init + every join -> ready            (the readiness gate workloads depend on)
+
+Master steps never see the worker count, so scaling out leaves their inputs unchanged; each
+worker's steps depend only on the master's init and on that worker's own host.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pulumi
+
+from components.config import ClusterConfig, PackageSource
+from components.transport import CommandResource, Step, Transport
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+KUBECTL = f"kubectl --kubeconfig={ADMIN_KUBECONFIG}"
+JOIN_TOKEN_TTL = "15m"
+READY_TIMEOUT_SECONDS = 900
+DRAIN_TIMEOUT = "300s"
+
+NodeProfile = Literal["host", "kind"]
+Cni = Literal["flannel", "kind"]
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """A host that will become a Kubernetes node."""
+
+    name: str
+    private_ip: pulumi.Input[str]
+    transport: Transport
+    # What must exist before any step runs on the host (the instance, a systemd wait, ...).
+    depends_on: Sequence[pulumi.Resource] = ()
+    # Identity of the underlying machine: when it changes, the node's steps run again.
+    identity: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True)
+class NodeInstall:
+    """Runtime and kubeadm installation, for hosts that do not ship them (EC2, not kind)."""
+
+    package_source: PackageSource
+    login_user: str
+
+
+@dataclass(frozen=True)
+class KubeadmClusterArgs:
+    cluster: ClusterConfig
+    master: ClusterNode
+    workers: Sequence[ClusterNode]
+    # host:port written as the server of the exported kubeconfig.
+    api_endpoint: pulumi.Input[str]
+    cert_sans: Sequence[pulumi.Input[str]] = ()
+    install: NodeInstall | None = None
+    profile: NodeProfile = "host"
+    cni: Cni = "flannel"
+    extra_master_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class ClusterHosts(Protocol):
+    """What a target (AwsHosts, LocalHosts) hands to the kubeadm steps and the workloads."""
+
+    master: ClusterNode
+    workers: Sequence[ClusterNode]
+    api_endpoint: pulumi.Input[str]  # host:port for the exported kubeconfig's server
+    cert_sans: Sequence[pulumi.Input[str]]  # extra API server certificate names
+    app_host: pulumi.Input[str]  # where users reach NodePorts (app URLs)
+    install: NodeInstall | None
+    profile: NodeProfile
+    cni: Cni
+
+
+def drain_command(node_name: str) -> str:
+    """Drain a node and delete its Node object, run on the master when a worker goes away.
+
+    A node that is already gone is fine; an unreachable API server is an error, so a scale-in
+    never silently leaves an undrained node behind.
+    """
+    node = shlex.quote(node_name)
+    return (
+        "set -e; "
+        f"found=$({KUBECTL} get node {node} --ignore-not-found -o name); "
+        'if [ -n "$found" ]; then '
+        f"{KUBECTL} drain {node} --ignore-daemonsets --delete-emptydir-data --force "
+        f"--timeout={DRAIN_TIMEOUT}; "
+        f"{KUBECTL} delete node {node} --ignore-not-found; "
+        "fi"
+    )
+
+
+def kubeconfig_with_server(admin_conf: str, endpoint: str) -> str:
+    """admin.conf with its cluster server pointed at `endpoint` (host:port)."""
+    return re.sub(r"(?m)^(\s*server:\s*)https://\S+$", rf"\g<1>https://{endpoint}", admin_conf)
+
+
+class KubeadmCluster(pulumi.ComponentResource):
+    """A kubeadm cluster: one control-plane node and any number of workers."""
+
+    kubeconfig: pulumi.Output[str]
+    ready: CommandResource
+    node_names: list[str]
+
+    def __init__(
+        self, name: str, args: KubeadmClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kubeadm-cluster:kubeadm:KubeadmCluster", name, None, opts)
+        self._args = args
+
+        master_prepared = self._install(args.master)
+        init = self._run(
+            args.master,
+            f"{args.master.name}-init",
+            Step(script="kubeadm-init.sh", env=self._init_env(),
+                 triggers=self._triggers(args.master)),
+            master_prepared,
+        )
+
+        joins = [self._join(worker, init) for worker in args.workers]
+
+        self.node_names = [args.master.name, *(worker.name for worker in args.workers)]
+        self.ready = self._run(
+            args.master,
+            f"{name}-ready",
+            Step(
+                script="wait-ready.sh",
+                env={
+                    "EXPECTED_NODES": " ".join(self.node_names),
+                    "READY_TIMEOUT_SECONDS": str(READY_TIMEOUT_SECONDS),
+                },
+            ),
+            [init, *joins],
+        )
+
+        admin_conf = self._run(
+            args.master,
+            f"{name}-kubeconfig",
+            Step(inline=f"cat {ADMIN_KUBECONFIG}", secret_output=True,
+                 triggers=self._triggers(args.master)),
+            [init],
+        )
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(admin_conf.stdout, args.api_endpoint).apply(
+                lambda pair: kubeconfig_with_server(pair[0], pair[1])
+            )
+        )
+        self.register_outputs({"kubeconfig": self.kubeconfig, "nodeNames": self.node_names})
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        node: ClusterNode,
+        name: str,
+        step: Step,
+        after: Sequence[pulumi.Resource | CommandResource],
+    ) -> CommandResource:
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[*node.depends_on, *after])  # type: ignore[list-item]
+        return node.transport.run(name, step, opts)
+
+    @staticmethod
+    def _triggers(node: ClusterNode) -> Sequence[pulumi.Input[str]]:
+        return [node.identity] if node.identity is not None else []
+
+    def _install(self, node: ClusterNode) -> list[CommandResource]:
+        """The install chain on one node; empty when the host ships the runtime (kind)."""
+        install = self._args.install
+        if install is None:
+            return []
+        version = str(self._args.cluster.kubernetes_version)
+        steps = [
+            ("preflight", Step(script="preflight.sh", triggers=self._triggers(node))),
+            ("install-runtime", Step(
+                script="install-runtime.sh",
+                env={"PACKAGE_SOURCE": install.package_source, "LOGIN_USER": install.login_user},
+                triggers=self._triggers(node),
+            )),
+            ("install-kubeadm", Step(
+                script="install-kubeadm.sh",
+                env={"KUBERNETES_VERSION": version},
+                triggers=self._triggers(node),
+            )),
+        ]
+        done: list[CommandResource] = []
+        for suffix, step in steps:
+            done = [self._run(node, f"{node.name}-{suffix}", step, done)]
+        return done
+
+    def _init_env(self) -> dict[str, pulumi.Input[str]]:
+        args = self._args
+        cert_sans = pulumi.Output.all(*args.cert_sans).apply(
+            lambda sans: ",".join(s for s in sans if s)
+        )
+        return {
+            "NODE_NAME": args.master.name,
+            "ADVERTISE_ADDRESS": args.master.private_ip,
+            "POD_CIDR": args.cluster.pod_cidr,
+            "SERVICE_CIDR": args.cluster.service_cidr,
+            "KUBERNETES_VERSION": str(args.cluster.kubernetes_version),
+            "CERT_SANS": cert_sans,
+            "NODE_PROFILE": args.profile,
+            "CNI": args.cni,
+            "UNTAINT_CONTROL_PLANE": "true" if not args.workers else "false",
+            **args.extra_master_env,
+        }
+
+    def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
+        master = self._args.master
+        # A fresh, short-lived join command per worker, made on the master when the worker
+        # joins; replacing the worker's machine makes a new one.
+        token = self._run(
+            master,
+            f"{worker.name}-join-token",
+            Step(script="join-token.sh", env={"TOKEN_TTL": JOIN_TOKEN_TTL}, secret_output=True,
+                 triggers=self._triggers(worker)),
+            [init],
+        )
+        prepared = self._install(worker)
+        join = self._run(
+            worker,
+            f"{worker.name}-join",
+            Step(
+                script="kubeadm-join.sh",
+                env={
+                    "JOIN_COMMAND": pulumi.Output.secret(token.stdout.apply(str.strip)),
+                    "NODE_NAME": worker.name,
+                    "NODE_PROFILE": self._args.profile,
+                },
+                triggers=self._triggers(worker),
+            ),
+            [*prepared, token],
+        )
+        self._run(
+            master,
+            f"{worker.name}-drain",
+            Step(
+                inline=f"{KUBECTL} get node {shlex.quote(worker.name)} -o name",
+                delete=drain_command(worker.name),
+                triggers=self._triggers(worker),
+            ),
+            [join],
+        )
+        return join

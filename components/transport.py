@@ -1,0 +1,140 @@
+"""How a step reaches a host: a script on stdin, over SSH or through `docker exec -i`.
+
+A step's inputs travel as `export KEY='value'` lines at the top of the stdin text, never on a
+command line, so secrets stay out of process lists and out of the command strings Pulumi shows.
+Delete logic is an inline command: pulumi-command replays the create stdin on delete, so a
+delete must never depend on stdin (the delete commands below do not attach it).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_command as command
+
+from components.scripts import script_text
+
+SHELL_ON_STDIN = "bash -s"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of work on a host.
+
+    `script` names a file in components/scripts sent on stdin with `env` exported first;
+    `inline` is a short command used instead of a script. `delete` is an inline command run
+    when the step is destroyed. `secret_output` marks stdout secret and turns logging off.
+    """
+
+    script: str | None = None
+    env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    inline: str | None = None
+    delete: str | None = None
+    secret_output: bool = False
+    triggers: Sequence[pulumi.Input[Any]] = ()
+
+    def __post_init__(self) -> None:
+        if (self.script is None) == (self.inline is None):
+            raise ValueError("a Step needs exactly one of script or inline")
+
+
+def env_preamble(env: Mapping[str, str]) -> str:
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
+
+
+def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """The exact text a host's shell reads: the exported inputs, then the script."""
+    body = script_text(script)
+    return pulumi.Output.all(**dict(env)).apply(lambda values: env_preamble(values) + body)
+
+
+class CommandResource(Protocol):
+    stdout: pulumi.Output[str]
+
+
+class Transport(Protocol):
+    """Runs steps on one host."""
+
+    def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> CommandResource: ...
+
+
+def command_options(step: Step, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
+    extra = pulumi.ResourceOptions(
+        # A step's delete (a drain) must finish before its replacement runs, or it would
+        # act on the replacement's node of the same name.
+        delete_before_replace=True if step.delete else None,
+        additional_secret_outputs=["stdout", "stderr"] if step.secret_output else None,
+    )
+    return pulumi.ResourceOptions.merge(opts, extra)
+
+
+@dataclass(frozen=True)
+class DockerExecTransport:
+    """A node container on the local Docker engine, reached with `docker exec`."""
+
+    container_name: str
+
+    def create_command(self, step: Step) -> str:
+        if step.script is not None:
+            return f"docker exec -i {shlex.quote(self.container_name)} {SHELL_ON_STDIN}"
+        return self.inline_command(step.inline or "")
+
+    def inline_command(self, inline: str) -> str:
+        return f"docker exec {shlex.quote(self.container_name)} sh -c {shlex.quote(inline)}"
+
+    def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.local.Command:
+        return command.local.Command(
+            name,
+            create=self.create_command(step),
+            delete=self.inline_command(step.delete) if step.delete else None,
+            stdin=stdin_text(step.script, step.env) if step.script else None,
+            triggers=list(step.triggers) or None,
+            logging=command.local.Logging.NONE if step.secret_output else None,
+            opts=command_options(step, opts),
+        )
+
+
+@dataclass(frozen=True)
+class SshTransport:
+    """A machine reached over SSH as a sudo-capable user."""
+
+    host: pulumi.Input[str]
+    user: str
+    private_key: pulumi.Input[str]
+    proxy: command.remote.ProxyConnectionArgs | None = None
+
+    def connection(self) -> command.remote.ConnectionArgs:
+        # An EC2 instance reports "running" before sshd answers: keep dialling for ~10 minutes.
+        return command.remote.ConnectionArgs(
+            host=self.host,
+            user=self.user,
+            private_key=self.private_key,
+            dial_error_limit=40,
+            per_dial_timeout=15,
+            proxy=self.proxy,
+        )
+
+    def create_command(self, step: Step) -> str:
+        if step.script is not None:
+            return f"sudo -n {SHELL_ON_STDIN}"
+        return self.inline_command(step.inline or "")
+
+    @staticmethod
+    def inline_command(inline: str) -> str:
+        return f"sudo -n sh -c {shlex.quote(inline)} </dev/null"
+
+    def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.remote.Command:
+        return command.remote.Command(
+            name,
+            connection=self.connection(),
+            create=self.create_command(step),
+            delete=self.inline_command(step.delete) if step.delete else None,
+            stdin=stdin_text(step.script, step.env) if step.script else None,
+            triggers=list(step.triggers) or None,
+            logging=command.remote.Logging.NONE if step.secret_output else None,
+            opts=command_options(step, opts),
+        )
