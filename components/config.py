@@ -60,6 +60,7 @@ KNOWN_KEYS = frozenset(
         "workerInstanceType",
         "adminCidrs",
         "sshPublicKey",
+        "sshPrivateKey",
         "sshUser",
         "ami",
         "rootVolumeSize",
@@ -146,6 +147,8 @@ class AwsConfig:
     worker_instance_type: str
     admin_cidrs: tuple[str, ...]
     ssh_public_key: str | None
+    # Only with ssh_public_key: its private half (secret config); else the SSH agent is used.
+    ssh_private_key: str | None
     ssh_user: str
     ami: str | None
     root_volume_size_gb: int
@@ -643,6 +646,7 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
             ),
             None,
         ),
+        ssh_private_key=parse_private_key(values),
         ssh_user=optional(values, "sshUser", lambda v: parse_regex(
             "sshUser", v, LINUX_USER, "a Linux user name such as ubuntu"), "ubuntu"),
         ami=optional(values, "ami", lambda v: parse_regex(
@@ -656,6 +660,20 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         ),
         private_workers=private_workers,
     )
+
+
+def parse_private_key(values: Mapping[str, object]) -> str | None:
+    raw = values.get("sshPrivateKey")
+    if raw in (None, ""):
+        return None
+    if values.get("sshPublicKey") in (None, ""):
+        raise ConfigError("sshPrivateKey", "[secret]",
+                          "no sshPrivateKey unless sshPublicKey is set (a key pair is generated)")
+    if not isinstance(raw, str) or "PRIVATE KEY-----" not in raw:
+        # Never echo a private key back, even a malformed one.
+        raise ConfigError("sshPrivateKey", "[secret]",
+                          "a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey)")
+    return raw
 
 
 def parse_admin_cidr(key: str, raw: object) -> str:
