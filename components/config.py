@@ -585,7 +585,10 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
                               "10.0.2.0/24")
     private_workers = optional(values, "privateWorkers",
                                lambda v: parse_bool("privateWorkers", v), False)
-    for key, net in (("subnetCidr", subnet), ("privateSubnetCidr", private_subnet)):
+    subnets = [("subnetCidr", subnet)]
+    if private_workers:
+        subnets.append(("privateSubnetCidr", private_subnet))
+    for key, net in subnets:
         if not ipaddress.ip_network(net).subnet_of(ipaddress.ip_network(vpc)):  # type: ignore[arg-type]
             raise ConfigError(key, net, f"a subnet inside vpcCidr {vpc}")
     if private_workers and overlaps(subnet, private_subnet):

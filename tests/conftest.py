@@ -192,6 +192,7 @@ class ProgramRun:
     loop: asyncio.AbstractEventLoop
     resources: list[Registration]
     outputs: dict[str, Any]
+    error: BaseException | None = None
 
     def of_type(self, typ: str) -> list[Registration]:
         return [r for r in self.resources if r.type == typ]
@@ -262,6 +263,16 @@ def stack_config(stack: str, overrides: dict[str, Any]) -> dict[str, str]:
     return {key: engine_value(value) for key, value in values.items()}
 
 
+def config_values(stack: str, **overrides: Any) -> dict[str, object]:
+    """The stack's config by short key (plus aws:region), as `parse_stack_config` takes it."""
+    prefix = f"{PROJECT}:"
+    return {
+        key.removeprefix(prefix): value
+        for key, value in stack_config(stack, overrides).items()
+        if key.startswith(prefix) or key == "aws:region"
+    }
+
+
 def engine_value(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -285,6 +296,7 @@ def run_program_with(
     stack: str,
     preview: bool = False,
     program: Callable[[], None] | None = None,
+    expect_error: bool = False,
     **overrides: Any,
 ) -> ProgramRun:
     """Run `program` (default: __main__.py via runpy) under mocks with the stack's config."""
@@ -301,21 +313,28 @@ def run_program_with(
 
     cwd = os.getcwd()
     os.chdir(REPO)
+    error: BaseException | None = None
     try:
         loop.run_until_complete(pulumi.runtime.stack.run_pulumi_func(program or main_program))
+    except Exception as exc:
+        if not expect_error:
+            raise
+        error = exc
     finally:
         os.chdir(cwd)
     root = pulumi.runtime.settings.get_root_resource()
     outputs = dict(getattr(root, "outputs", {}) or {})
-    return ProgramRun(loop=loop, resources=monitor.registrations, outputs=outputs)
+    return ProgramRun(loop=loop, resources=monitor.registrations, outputs=outputs, error=error)
 
 
 @pytest.fixture
 def run_program(event_loop_for_test: asyncio.AbstractEventLoop) -> ProgramRunner:
     """Run the whole program for a shipped stack: run_program("aws", workers=5)."""
 
-    def run(stack: str = "dev", preview: bool = False, **overrides: Any) -> ProgramRun:
-        return run_program_with(event_loop_for_test, stack, preview, **overrides)
+    def run(stack: str = "dev", preview: bool = False, expect_error: bool = False,
+            **overrides: Any) -> ProgramRun:
+        return run_program_with(event_loop_for_test, stack, preview, expect_error=expect_error,
+                                **overrides)
 
     return run
 

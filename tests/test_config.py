@@ -1,0 +1,217 @@
+"""components/config.py: the shipped stacks validate, and each bad value fails with one message
+that names the key, shows the value and says the expected form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components.config import (
+    DEFAULT_NODE_IMAGE,
+    ConfigError,
+    KubernetesVersion,
+    StackConfig,
+    instance_architecture,
+    node_ip,
+    parse_stack_config,
+)
+from tests.conftest import ProgramRunner, config_values
+
+NGINX = {"name": "nginx", "image": "nginx:1.27.3", "replicas": 2, "port": 80, "nodePort": 30080}
+
+
+def app(**fields: Any) -> list[dict[str, Any]]:
+    return [{**NGINX, **fields}]
+
+
+def parse(stack: str, **overrides: Any) -> StackConfig:
+    return parse_stack_config(config_values(stack, **overrides), stack)
+
+
+def test_dev_stack_as_shipped() -> None:
+    config = parse("dev")
+    assert config.target == "local"
+    assert config.workers == 0
+    assert config.cluster_name == "kubeadm-dev"
+    assert config.cluster.kubernetes_version == KubernetesVersion(31, None)
+    assert config.local is not None and config.aws is None
+    assert config.local.node_image == DEFAULT_NODE_IMAGE
+    assert config.local.api_server_port == 6443
+    assert [a.name for a in config.apps] == ["nginx"]
+    assert config.apps[0].replicas == 2
+    assert config.apps[0].node_port in config.local.node_ports
+
+
+def test_aws_stack_as_shipped() -> None:
+    config = parse("aws")
+    assert config.target == "aws"
+    assert config.workers == 2
+    assert config.aws is not None and config.local is None
+    assert config.aws.region == "eu-west-1"
+    assert config.aws.admin_cidrs == ("203.0.113.0/24",)
+    assert config.aws.vpc_cidr == "10.0.0.0/16" and config.aws.subnet_cidr == "10.0.1.0/24"
+    assert config.aws.master_architecture == "x86_64"
+    assert config.apps[0].replicas == 3
+
+
+def test_defaults_when_keys_are_absent() -> None:
+    config = parse_stack_config({}, "dev")
+    assert config.target == "local" and config.workers == 0
+    assert config.cluster.pod_cidr == "10.244.0.0/16"
+    assert config.cluster.service_cidr == "10.96.0.0/12"
+    assert config.apps[0].name == "nginx"
+    assert config.apps[0].namespace == "apps"
+
+
+@pytest.mark.parametrize("stack", ["dev", "aws"])
+def test_both_stack_files_load_under_mocks(run_program: ProgramRunner, stack: str) -> None:
+    run = run_program(stack)
+    assert run.error is None
+    assert run.output("target") == ("local" if stack == "dev" else "aws")
+
+
+def test_bad_value_registers_nothing(run_program: ProgramRunner) -> None:
+    run = run_program("aws", expect_error=True, workers="-3")
+    assert isinstance(run.error, ConfigError)
+    assert run.resources == []
+
+
+def test_node_ip_rule() -> None:
+    assert node_ip("10.0.1.0/24", 0) == "10.0.1.10"
+    assert node_ip("10.0.1.0/24", 1) == "10.0.1.11"
+    assert node_ip("172.30.0.0/24", 3) == "172.30.0.13"
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [("t3.medium", "x86_64"), ("t4g.medium", "arm64"), ("m7gd.large", "arm64"),
+     ("c6gn.xlarge", "arm64"), ("g4dn.xlarge", "x86_64"), ("a1.large", "arm64"),
+     ("m7i.large", "x86_64")],
+)
+def test_instance_architecture(instance_type: str, arch: str) -> None:
+    assert instance_architecture(instance_type) == arch
+
+
+def test_patch_version_and_matching_node_image() -> None:
+    config = parse("dev", kubernetesVersion="1.31.4")
+    assert str(config.cluster.kubernetes_version) == "1.31.4"
+
+
+def test_local_ports_and_app_options() -> None:
+    config = parse("dev", localNodePorts="30100-30104", apps=app(
+        nodePort=30104, namespace="web", serviceType="NodePort", capabilities=["NET_BIND_SERVICE"],
+        cpuLimit="1", memoryLimit="256Mi"))
+    assert config.apps[0].namespace == "web"
+    assert config.apps[0].capabilities == ("NET_BIND_SERVICE",)
+    assert config.local is not None and list(config.local.node_ports)[-1] == 30104
+
+
+def test_admin_cidrs_accepts_a_single_string() -> None:
+    config = parse("aws", adminCidrs="198.51.100.7/32")
+    assert config.aws is not None and config.aws.admin_cidrs == ("198.51.100.7/32",)
+
+
+# (stack, overrides, key named in the message, fragment of the expected form)
+BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
+    ("dev", {"target": "gcp"}, "target", "one of local, aws"),
+    ("dev", {"workers": "-1"}, "workers", "a whole number from 0 to 250"),
+    ("dev", {"workers": "two"}, "workers", "a whole number"),
+    ("dev", {"workers": "251"}, "workers", "from 0 to 250"),
+    ("dev", {"worker": "3"}, "worker", "one of the documented keys"),
+    ("dev", {"kubernetesVersion": "1.23"}, "kubernetesVersion", "from 1.24"),
+    ("dev", {"kubernetesVersion": "2.0"}, "kubernetesVersion", "such as 1.31 or 1.31.4"),
+    ("dev", {"kubernetesVersion": "1.99"}, "kubernetesVersion", "to 1.37"),
+    ("dev", {"kubernetesVersion": "stable"}, "kubernetesVersion", "a Kubernetes minor version"),
+    ("dev", {"podCidr": "10.244.0.1/16"}, "podCidr", "no host bits set"),
+    ("dev", {"podCidr": "10.244.0.0"}, "podCidr", "CIDR form"),
+    ("dev", {"podCidr": "fd00::/64"}, "podCidr", "an IPv4 network"),
+    ("dev", {"podCidr": "10.244.0.0/24"}, "podCidr", "a prefix from /8 to /22"),
+    ("dev", {"serviceCidr": "10.244.0.0/16"}, "serviceCidr", "does not overlap podCidr"),
+    ("dev", {"serviceCidr": "10.0.0.0/8"}, "serviceCidr", "a prefix from /12 to /28"),
+    ("dev", {"networkCidr": "10.244.1.0/24"}, "networkCidr", "does not overlap podCidr"),
+    ("dev", {"networkCidr": "172.30.0.0/28", "workers": "5"}, "networkCidr",
+     "room for 6 node addresses"),
+    ("dev", {"apiServerPort": "80"}, "apiServerPort", "from 1024 to 65535"),
+    ("dev", {"apiServerPort": "http"}, "apiServerPort", "a whole number"),
+    ("dev", {"nodeImage": "kindest/node:v1.30.8"}, "nodeImage", "matches kubernetesVersion 1.31"),
+    ("dev", {"nodeImage": "kindest/node:latest"}, "nodeImage", "other than latest"),
+    ("dev", {"localNodePorts": "30000-31000"}, "localNodePorts", "at most 100 ports"),
+    ("dev", {"localNodePorts": "29000-29010"}, "localNodePorts", "within 30000-32767"),
+    ("dev", {"appsNamespace": "Apps"}, "appsNamespace", "a DNS-1123 label"),
+    ("dev", {"apps": "nginx"}, "apps[0]", "a mapping of app settings"),
+    ("dev", {"apps": app(name="Nginx_1")}, "apps[0].name", "a DNS-1123 label"),
+    ("dev", {"apps": app(name="a" * 64)}, "apps[0].name", "at most 63 characters"),
+    ("dev", {"apps": [NGINX, {**NGINX, "nodePort": 30081}]}, "apps[1].name",
+     "a name not used by apps[0]"),
+    ("dev", {"apps": [NGINX, {**NGINX, "name": "web"}]}, "apps[1].nodePort",
+     "a nodePort not used by apps[0]"),
+    ("dev", {"apps": app(port=0)}, "apps[0].port", "from 1 to 65535"),
+    ("dev", {"apps": app(port=70000)}, "apps[0].port", "from 1 to 65535"),
+    ("dev", {"apps": app(nodePort=30090)}, "apps[0].nodePort", "from 30080 to 30089"),
+    ("dev", {"apps": app(nodePort=None)}, "apps[0].nodePort", "localNodePorts"),
+    ("aws", {"apps": app(nodePort=29999)}, "apps[0].nodePort", "from 30000 to 32767"),
+    ("dev", {"apps": app(image="nginx")}, "apps[0].image", "a pinned image reference"),
+    ("dev", {"apps": app(image="nginx:latest")}, "apps[0].image", "other than latest"),
+    ("dev", {"apps": app(image="Nginx:1.27")}, "apps[0].image", "a pinned image reference"),
+    ("dev", {"apps": app(replicas=-1)}, "apps[0].replicas", "from 0 to 1000"),
+    ("dev", {"apps": app(serviceType="Ingress")}, "apps[0].serviceType",
+     "one of NodePort, ClusterIP, LoadBalancer"),
+    ("aws", {"apps": app(serviceType="ClusterIP")}, "apps[0].nodePort",
+     "no nodePort when serviceType is ClusterIP"),
+    ("dev", {"apps": app(replica=3)}, "apps[0].replica", "one of the app keys"),
+    ("dev", {"apps": [{"name": "web", "port": 80}]}, "apps[0].image", "a value for image"),
+    ("dev", {"apps": app(cpuRequest="lots")}, "apps[0].cpuRequest", "a CPU quantity"),
+    ("dev", {"apps": app(memoryLimit="1GB")}, "apps[0].memoryLimit", "a memory quantity"),
+    ("dev", {"apps": app(capabilities=["net_admin"])}, "apps[0].capabilities[0]",
+     "a Linux capability name"),
+    ("aws", {"adminCidrs": None}, "adminCidrs", "no open-to-the-world default"),
+    ("aws", {"adminCidrs": ["0.0.0.0/0"]}, "adminCidrs[0]", "not 0.0.0.0/0"),
+    ("aws", {"adminCidrs": ["10.0.0.300/32"]}, "adminCidrs[0]", "CIDR form"),
+    ("aws", {"aws:region": None}, "aws:region", "an AWS region"),
+    ("aws", {"aws:region": "Europe"}, "aws:region", "an AWS region such as eu-west-1"),
+    ("aws", {"subnetCidr": "10.1.1.0/24"}, "subnetCidr", "a subnet inside vpcCidr 10.0.0.0/16"),
+    ("aws", {"subnetCidr": "10.0.1.0/28", "workers": "5"}, "subnetCidr",
+     "room for 6 node addresses"),
+    ("aws", {"vpcCidr": "10.96.0.0/16", "subnetCidr": "10.96.1.0/24"}, "serviceCidr",
+     "does not overlap vpcCidr"),
+    ("aws", {"masterInstanceType": "t3.micro"}, "masterInstanceType", "at least 2 GiB"),
+    ("aws", {"workerInstanceType": "big"}, "workerInstanceType", "an EC2 instance type"),
+    ("aws", {"ami": "ami-123"}, "ami", "an AMI id"),
+    ("aws", {"sshPublicKey": "not a key"}, "sshPublicKey", "an OpenSSH public key line"),
+    ("aws", {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "sshPrivateKey",
+     "unless sshPublicKey is set"),
+    ("aws", {"rootVolumeSize": "10"}, "rootVolumeSize", "from 20 to 16384"),
+    ("aws", {"packageSource": "snap"}, "packageSource", "one of docker, distro"),
+    ("aws", {"availabilityZone": "us-east-1a"}, "availabilityZone", "a zone of region eu-west-1"),
+    ("aws", {"privateWorkers": "yes"}, "privateWorkers", "true or false"),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "key", "expected"),
+    BAD_INPUTS,
+    ids=[f"{stack}-{key}-{i}" for i, (stack, _, key, _) in enumerate(BAD_INPUTS)],
+)
+def test_bad_input_is_rejected_with_a_clear_message(
+    stack: str, overrides: dict[str, Any], key: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(stack, **overrides)
+    error = caught.value
+    message = str(error)
+    assert error.key == key, message
+    assert message.startswith(f"invalid config {key!r}: got "), message
+    assert expected in message, message
+
+
+def test_bad_inputs_are_many_and_distinct() -> None:
+    assert len(BAD_INPUTS) >= 30
+    assert len({repr(overrides) for _, overrides, _, _ in BAD_INPUTS}) == len(BAD_INPUTS)
+
+
+def test_private_key_is_never_echoed() -> None:
+    secret = "-----BEGIN OPENSSH PRIVATE KEY-----\nSECRETSECRET"
+    with pytest.raises(ConfigError) as caught:
+        parse("aws", sshPrivateKey=secret)
+    assert "SECRETSECRET" not in str(caught.value)
