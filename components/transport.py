@@ -49,7 +49,10 @@ def env_preamble(env: Mapping[str, str]) -> str:
 def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
     """The exact text a host's shell reads: the exported inputs, then the script."""
     body = script_text(script)
-    return pulumi.Output.all(**dict(env)).apply(lambda values: env_preamble(values) + body)
+    keys = sorted(env)
+    return pulumi.Output.all(*(env[key] for key in keys)).apply(
+        lambda values: env_preamble(dict(zip(keys, values, strict=True))) + body
+    )
 
 
 class CommandResource(Protocol):

@@ -147,6 +147,17 @@ def secret_paths(value: Any, path: str = "") -> set[str]:
     return found
 
 
+def unwrap_secrets(value: Any) -> Any:
+    """Plain values from deserialized properties (secretness is kept in `secret_inputs`)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return unwrap_secrets(value.get("value"))
+        return {key: unwrap_secrets(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(inner) for inner in value]
+    return value
+
+
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The mock monitor, keeping every RegisterResource request with its options."""
 
@@ -167,7 +178,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 type=request.type,
                 name=request.name,
                 urn=urn,
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
                 outputs=self.resources[urn].state,
                 parent=request.parent,
                 dependencies=list(request.dependencies),

@@ -1,0 +1,206 @@
+"""components/kubeadm.py: the target-agnostic step graph, on stand-in hosts under mocks.
+
+The hosts here are plain ClusterNodes with the two real transports, so the graph is checked
+independently of how a target makes its machines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.config import load_stack_config, node_ip
+from components.kubeadm import (
+    ClusterNode,
+    KubeadmCluster,
+    KubeadmClusterArgs,
+    NodeInstall,
+    drain_command,
+    kubeconfig_with_server,
+)
+from components.transport import DockerExecTransport, SshTransport
+from tests.conftest import FAKE_ADMIN_CONF, ComponentRunner, ProgramRun
+
+
+def stand_in_cluster(with_install: bool, ssh: bool) -> None:
+    config = load_stack_config()
+
+    def node(name: str, index: int) -> ClusterNode:
+        transport: Any = (
+            SshTransport(host=f"198.51.100.{index + 1}", user="ubuntu",
+                         private_key=pulumi.Output.secret("KEY"))
+            if ssh else DockerExecTransport(name)
+        )
+        return ClusterNode(name=name, private_ip=node_ip("10.0.1.0/24", index),
+                           transport=transport, identity=f"machine-{name}")
+
+    cluster = KubeadmCluster(
+        config.cluster_name,
+        KubeadmClusterArgs(
+            cluster=config.cluster,
+            master=node(config.master_name, 0),
+            workers=[node(name, i + 1) for i, name in enumerate(config.worker_names)],
+            api_endpoint="203.0.113.10:6443",
+            cert_sans=["203.0.113.10", "ec2-203-0-113-10.example"],
+            install=NodeInstall("docker", "ubuntu") if with_install else None,
+        ),
+    )
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+
+
+def run_cluster(run_components: ComponentRunner, workers: int, with_install: bool = True,
+                ssh: bool = True) -> ProgramRun:
+    return run_components(lambda: stand_in_cluster(with_install, ssh), stack="aws",
+                          workers=str(workers))
+
+
+def step_names(run: ProgramRun) -> set[str]:
+    return {r.name for r in run.resources if r.type.startswith("command:")}
+
+
+@pytest.mark.parametrize("workers", [0, 1, 5])
+def test_steps_for_each_node(run_components: ComponentRunner, workers: int) -> None:
+    run = run_cluster(run_components, workers)
+    master = "kubeadm-aws-master"
+    expected = {f"{master}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
+                                           "init")}
+    expected |= {"kubeadm-aws-ready", "kubeadm-aws-kubeconfig"}
+    for i in range(workers):
+        worker = f"kubeadm-aws-worker-{i}"
+        expected |= {f"{worker}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
+                                               "join-token", "join", "drain")}
+    assert step_names(run) == expected
+
+
+def test_join_waits_for_init_and_its_own_install_only(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 3)
+    init = run.named("kubeadm-aws-master-init")
+    for i in range(3):
+        join = run.named(f"kubeadm-aws-worker-{i}-join")
+        assert run.depends_on(join, init)
+        assert run.depends_on(join, run.named(f"kubeadm-aws-worker-{i}-install-kubeadm"))
+        for j in range(3):
+            if j != i:
+                other_install = run.named(f"kubeadm-aws-worker-{j}-install-kubeadm")
+                assert not run.depends_on(join, other_install)
+                assert not run.depends_on(join, run.named(f"kubeadm-aws-worker-{j}-join"))
+    for res in run.resources:
+        if "install" in res.name or res.name.endswith("preflight"):
+            assert not run.depends_on(res, init), f"{res.name} waits for kubeadm init"
+
+
+def test_readiness_gate_waits_for_every_node(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 2)
+    ready = run.named("kubeadm-aws-ready")
+    assert run.depends_on(ready, run.named("kubeadm-aws-master-init"))
+    for i in range(2):
+        assert run.depends_on(ready, run.named(f"kubeadm-aws-worker-{i}-join"))
+    stdin = ready.inputs["stdin"]
+    assert "export EXPECTED_NODES='kubeadm-aws-master kubeadm-aws-worker-0 kubeadm-aws-worker-1'" \
+        in stdin
+
+
+def test_drain_runs_on_the_master_before_the_worker_goes(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 2)
+    for i in range(2):
+        drain = run.named(f"kubeadm-aws-worker-{i}-drain")
+        assert run.depends_on(drain, run.named(f"kubeadm-aws-worker-{i}-join"))
+        assert drain.delete_before_replace
+        delete = drain.inputs["delete"]
+        assert delete.startswith("sudo -n sh -c ")
+        assert "drain kubeadm-aws-worker-" in delete
+        assert delete.index(" drain ") < delete.index(" delete node ")
+        # It reaches the master, not the worker it removes.
+        assert drain.inputs["connection"]["host"] == "198.51.100.1"
+
+
+def test_drain_command_order_and_tolerance() -> None:
+    command = drain_command("w-1")
+    assert command.startswith("set -e; ")
+    assert "get node w-1 --ignore-not-found -o name" in command
+    assert command.index("drain w-1 --ignore-daemonsets --delete-emptydir-data --force") < \
+        command.index("delete node w-1")
+
+
+def test_join_token_is_secret_and_fresh_per_worker(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 2)
+    for i in range(2):
+        token = run.named(f"kubeadm-aws-worker-{i}-join-token")
+        assert set(token.additional_secret_outputs) >= {"stdout", "stderr"}
+        assert token.inputs["logging"] == "none"
+        assert "export TOKEN_TTL=15m" in token.inputs["stdin"]
+        assert token.inputs["connection"]["host"] == "198.51.100.1"
+        join = run.named(f"kubeadm-aws-worker-{i}-join")
+        assert "stdin" in join.secret_inputs
+        assert run.depends_on(join, token)
+
+
+def test_init_inputs(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 1)
+    stdin = run.named("kubeadm-aws-master-init").inputs["stdin"]
+    for line in (
+        "export ADVERTISE_ADDRESS=10.0.1.10",
+        "export CERT_SANS=203.0.113.10,ec2-203-0-113-10.example",
+        "export CNI=flannel",
+        "export KUBERNETES_VERSION=1.31",
+        "export NODE_NAME=kubeadm-aws-master",
+        "export POD_CIDR=10.244.0.0/16",
+        "export SERVICE_CIDR=10.96.0.0/12",
+        "export UNTAINT_CONTROL_PLANE=false",
+    ):
+        assert line + "\n" in stdin
+    assert "kubeadm init" in stdin
+
+
+def test_single_node_untaints_the_control_plane(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 0)
+    assert "export UNTAINT_CONTROL_PLANE=true\n" in run.named("kubeadm-aws-master-init").inputs[
+        "stdin"]
+
+
+def test_kubeconfig_is_secret_and_points_at_the_public_endpoint(
+    run_components: ComponentRunner,
+) -> None:
+    run = run_cluster(run_components, 1)
+    assert run.is_secret(run.outputs["kubeconfig"])
+    kubeconfig = run.output("kubeconfig")
+    assert "server: https://203.0.113.10:6443" in kubeconfig
+    read = run.named("kubeadm-aws-kubeconfig")
+    assert read.inputs["logging"] == "none"
+    assert "stdout" in read.additional_secret_outputs
+
+
+def test_kubeconfig_with_server_replaces_only_the_server() -> None:
+    rewritten = kubeconfig_with_server(FAKE_ADMIN_CONF, "127.0.0.1:6443")
+    assert "    server: https://127.0.0.1:6443\n" in rewritten
+    assert rewritten.replace("127.0.0.1:6443", "10.0.1.10:6443") == FAKE_ADMIN_CONF
+
+
+def test_scale_out_leaves_existing_nodes_steps_unchanged(run_components: ComponentRunner) -> None:
+    before = {r.name: r.inputs for r in run_cluster(run_components, 2).resources}
+    after = {r.name: r.inputs for r in run_cluster(run_components, 3).resources}
+    changed = {name for name in before if before[name] != after.get(name)}
+    assert changed == {"kubeadm-aws-ready"}, changed
+    added = set(after) - set(before)
+    assert added == {f"kubeadm-aws-worker-2-{s}" for s in (
+        "preflight", "install-runtime", "install-kubeadm", "join-token", "join", "drain")}
+
+
+def test_without_install_no_install_steps_run(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 1, with_install=False, ssh=False)
+    assert not any("install" in n or "preflight" in n for n in step_names(run))
+    init = run.named("kubeadm-aws-master-init")
+    assert init.inputs["create"] == "docker exec -i kubeadm-aws-master bash -s"
+    join = run.named("kubeadm-aws-worker-0-join")
+    assert join.inputs["create"] == "docker exec -i kubeadm-aws-worker-0 bash -s"
+    drain = run.named("kubeadm-aws-worker-0-drain")
+    assert drain.inputs["delete"].startswith("docker exec kubeadm-aws-master sh -c ")
+
+
+def test_steps_rerun_when_their_machine_is_replaced(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 1)
+    for name in ("kubeadm-aws-master-init", "kubeadm-aws-worker-0-join",
+                 "kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-install-runtime"):
+        assert run.named(name).inputs["triggers"], name

@@ -1,0 +1,77 @@
+"""components/transport.py and components/scripts: the exact text and commands a host receives."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from components.scripts import SCRIPTS_DIR, script_path, script_text
+from components.transport import (
+    DockerExecTransport,
+    SshTransport,
+    Step,
+    env_preamble,
+)
+
+NODE_SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.sh") if p.name != "common.sh")
+
+
+def test_every_node_script_is_shipped() -> None:
+    assert set(NODE_SCRIPTS) >= {
+        "preflight.sh", "install-runtime.sh", "install-kubeadm.sh", "kubeadm-init.sh",
+        "join-token.sh", "kubeadm-join.sh", "wait-ready.sh",
+    }
+
+
+@pytest.mark.parametrize("name", NODE_SCRIPTS)
+def test_script_text_is_common_then_script(name: str) -> None:
+    text = script_text(name)
+    common = (SCRIPTS_DIR / "common.sh").read_text()
+    assert text.startswith(common.rstrip("\n"))
+    assert text.endswith(script_path(name).read_text())
+    head = script_path(name).read_text().splitlines()[:3]
+    assert head[0] == "#!/usr/bin/env bash"
+    assert "set -euo pipefail" in script_path(name).read_text()
+
+
+def test_unknown_script_is_refused() -> None:
+    with pytest.raises(FileNotFoundError, match=r"no node script named 'nope\.sh'"):
+        script_path("nope.sh")
+
+
+def test_env_preamble_round_trips_through_a_shell() -> None:
+    env = {"PLAIN": "a", "SPACES": "a b  c", "QUOTES": "it's \"q\" $HOME `x`", "EMPTY": ""}
+    preamble = env_preamble(env)
+    assert preamble.splitlines()[0].startswith("export EMPTY=")  # sorted, stable
+    shown = subprocess.run(
+        ["bash", "-s"], input=preamble + 'printf "%s|" "$PLAIN" "$SPACES" "$QUOTES" "$EMPTY"',
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert shown == "a|a b  c|it's \"q\" $HOME `x`||"
+
+
+def test_step_needs_one_body() -> None:
+    with pytest.raises(ValueError, match="exactly one of script or inline"):
+        Step()
+    with pytest.raises(ValueError, match="exactly one of script or inline"):
+        Step(script="preflight.sh", inline="true")
+
+
+def test_docker_exec_command_strings() -> None:
+    transport = DockerExecTransport("kubeadm-dev-master")
+    assert transport.create_command(Step(script="preflight.sh")) == \
+        "docker exec -i kubeadm-dev-master bash -s"
+    assert transport.create_command(Step(inline="cat /etc/kubernetes/admin.conf")) == \
+        "docker exec kubeadm-dev-master sh -c 'cat /etc/kubernetes/admin.conf'"
+    # The delete form never attaches stdin (no -i): the provider replays create's stdin.
+    assert transport.inline_command("kubectl drain x") == \
+        "docker exec kubeadm-dev-master sh -c 'kubectl drain x'"
+
+
+def test_ssh_command_strings() -> None:
+    transport = SshTransport(host="203.0.113.10", user="ubuntu", private_key="k")
+    assert transport.create_command(Step(script="preflight.sh")) == "sudo -n bash -s"
+    assert transport.inline_command("kubectl drain x") == \
+        "sudo -n sh -c 'kubectl drain x' </dev/null"
+    assert transport.connection().dial_error_limit == 40  # type: ignore[attr-defined]
