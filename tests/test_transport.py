@@ -74,4 +74,4 @@ def test_ssh_command_strings() -> None:
     assert transport.create_command(Step(script="preflight.sh")) == "sudo -n bash -s"
     assert transport.inline_command("kubectl drain x") == \
         "sudo -n sh -c 'kubectl drain x' </dev/null"
-    assert transport.connection().dial_error_limit == 40  # type: ignore[attr-defined]
+    assert transport.connection().dial_error_limit == 40
