@@ -244,14 +244,11 @@ class ProgramRun:
         return False
 
     def resolve(self, value: Any) -> Any:
-        if isinstance(value, pulumi.Output):
-            return self.loop.run_until_complete(value.future())
-        return value
+        """The plain value, with Outputs nested in lists and dicts resolved too."""
+        return self.loop.run_until_complete(pulumi.Output.from_input(value).future())
 
     def is_secret(self, value: Any) -> bool:
-        if isinstance(value, pulumi.Output):
-            return bool(self.loop.run_until_complete(value.is_secret()))
-        return False
+        return bool(self.loop.run_until_complete(pulumi.Output.from_input(value).is_secret()))
 
     def output(self, key: str) -> Any:
         return self.resolve(self.outputs[key])
