@@ -105,20 +105,20 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs.setdefault("status", {})
         return f"{name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
         if args.token == "aws:ec2/getAmi:getAmi":
             arch = "arm64"
             for flt in args.args.get("filters", []):
                 if flt.get("name") == "architecture":
                     arch = flt["values"][0]
             ami = "ami-0aaaaaaaaaaaaaaa1" if arch == "x86_64" else "ami-0bbbbbbbbbbbbbbb2"
-            return {"id": ami, "architecture": arch, "imageId": ami}, None
+            return {"id": ami, "architecture": arch, "imageId": ami}, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
-                    "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}, None
+                    "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}, []
         if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-1", "region": "eu-west-1"}, None
-        return {}, None
+            return {"name": "eu-west-1", "region": "eu-west-1"}, []
+        return {}, []
 
 
 def fake_stdout(name: str) -> str:

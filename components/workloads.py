@@ -1,0 +1,450 @@
+"""Apps from config -> Kubernetes objects on the cluster: Namespace, Deployment, Service, PDB.
+
+Every object is first rendered as a plain manifest dict by a pure function
+(`namespace_manifest`, `deployment_manifest`, `service_manifest`, `pdb_manifest`); the Pulumi
+resources are built from exactly those dicts, so what the tests and kubernetes-validate check
+is what the provider receives. One source of truth, no YAML.
+
+Choices (see also the README's day-2 section):
+
+- Probes are `tcpSocket` on the named container port `http`: an app only has to listen, not
+  answer 2xx/3xx on some path, so any TCP server configured here works. Readiness gates the
+  Service endpoints and the rolling update (maxUnavailable 0, maxSurge 1: a new pod must be
+  ready before an old one goes); liveness restarts a process that stopped listening.
+- `readOnlyRootFilesystem: true` with an emptyDir on /tmp. nginx-unprivileged (the default
+  app) keeps its pid file and temp paths in /tmp, so it runs unchanged. An image that writes
+  elsewhere (e.g. /var/cache, /run) fails with "Read-only file system" and needs a writable
+  path: an app setting for that does not exist yet.
+- `runAsNonRoot: true` (pod and container) with the image's own user: the image must declare
+  a numeric non-root USER (nginx-unprivileged: 101). Capabilities: drop ALL, add the app's list.
+  seccomp RuntimeDefault, no privilege escalation, no service-account token, no service links.
+- PodDisruptionBudget `maxUnavailable: 1` (only when replicas > 1): a drain evicts one pod at a
+  time whatever the replica count (minAvailable 1 would let a drain take 5 of 6 at once), and
+  never blocks a drain for good. From Kubernetes 1.27 on `unhealthyPodEvictionPolicy:
+  AlwaysAllow` also lets a drain evict pods that are not ready (a crash-looping app would
+  otherwise hold every scale-in of the cluster until the drain times out).
+- The namespace enforces the `restricted` Pod Security Standard when its apps add no
+  capability other than NET_BIND_SERVICE, else `baseline`; it always warns and audits on
+  `restricted`. Built-in namespaces (default, kube-*) are used but never created or deleted.
+- LoadBalancer Services get `pulumi.com/skipAwait: "true"`: a kubeadm cluster has no load
+  balancer controller, so the ingress address never appears and the provider's await would
+  time out. Their node port still works (http://<app host>:<nodePort>).
+- `metadata.name` is fixed (app name) so URLs and kubectl commands are predictable; with a
+  fixed name the provider replaces delete-before-create when an immutable field changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+from components.config import AppConfig, KubernetesVersion, ServiceType
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "pulumi"
+PORT_NAME = "http"
+TMP_VOLUME = "tmp"
+HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
+SKIP_AWAIT = "pulumi.com/skipAwait"
+BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+# Capabilities the `restricted` Pod Security Standard lets a container add.
+RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
+# unhealthyPodEvictionPolicy: beta and on by default from 1.27 (GA in 1.31).
+UNHEALTHY_POD_EVICTION_MINOR = 27
+DEFAULT_KUBERNETES_VERSION = KubernetesVersion(31, None)
+
+Manifest = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure manifest builders
+
+
+def selector_labels(app: AppConfig, cluster_name: str) -> dict[str, str]:
+    """The immutable subset of the labels: Deployment selector, Service selector, PDB selector."""
+    return {LABEL_NAME: app.name, LABEL_PART_OF: cluster_name}
+
+
+def app_labels(app: AppConfig, cluster_name: str) -> dict[str, str]:
+    return {**selector_labels(app, cluster_name), LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def namespace_labels(apps: Sequence[AppConfig], cluster_name: str) -> dict[str, str]:
+    adds = {cap for app in apps for cap in app.capabilities}
+    enforce = "restricted" if adds <= RESTRICTED_CAPABILITIES else "baseline"
+    return {
+        LABEL_PART_OF: cluster_name,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        "pod-security.kubernetes.io/enforce": enforce,
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }
+
+
+def namespace_manifest(namespace: str, apps: Sequence[AppConfig], cluster_name: str) -> Manifest:
+    """The Namespace for `apps` (all of which live in `namespace`)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": namespace, "labels": namespace_labels(apps, cluster_name)},
+    }
+
+
+def _probe(initial_delay: int, period: int) -> dict[str, Any]:
+    return {
+        "tcpSocket": {"port": PORT_NAME},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def container_security_context(app: AppConfig) -> dict[str, Any]:
+    capabilities: dict[str, Any] = {"drop": ["ALL"]}
+    if app.capabilities:
+        capabilities["add"] = list(app.capabilities)
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": capabilities,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployment_manifest(app: AppConfig, cluster_name: str) -> Manifest:
+    selector = selector_labels(app, cluster_name)
+    labels = app_labels(app, cluster_name)
+    container = {
+        "name": app.name,
+        "image": app.image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": PORT_NAME, "containerPort": app.port, "protocol": "TCP"}],
+        "readinessProbe": _probe(initial_delay=2, period=5),
+        "livenessProbe": _probe(initial_delay=10, period=10),
+        "resources": {
+            "requests": {"cpu": app.cpu_request, "memory": app.memory_request},
+            "limits": {"cpu": app.cpu_limit, "memory": app.memory_limit},
+        },
+        "securityContext": container_security_context(app),
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": app.name, "namespace": app.namespace, "labels": labels},
+        "spec": {
+            "replicas": app.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": HOSTNAME_TOPOLOGY_KEY,
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": selector},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service_manifest(app: AppConfig, cluster_name: str) -> Manifest:
+    port: dict[str, Any] = {
+        "name": PORT_NAME,
+        "port": app.port,
+        "targetPort": PORT_NAME,
+        "protocol": "TCP",
+    }
+    if app.node_port is not None and app.service_type != "ClusterIP":
+        port["nodePort"] = app.node_port
+    metadata: dict[str, Any] = {
+        "name": app.name,
+        "namespace": app.namespace,
+        "labels": app_labels(app, cluster_name),
+    }
+    if app.service_type == "LoadBalancer":
+        metadata["annotations"] = {SKIP_AWAIT: "true"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "type": app.service_type,
+            "selector": selector_labels(app, cluster_name),
+            "ports": [port],
+        },
+    }
+
+
+def pdb_manifest(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> Manifest | None:
+    """A PodDisruptionBudget for apps with more than one replica, else None."""
+    if app.replicas <= 1:
+        return None
+    spec: dict[str, Any] = {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": selector_labels(app, cluster_name)},
+    }
+    if kubernetes_version.minor >= UNHEALTHY_POD_EVICTION_MINOR:
+        spec["unhealthyPodEvictionPolicy"] = "AlwaysAllow"
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": app.name,
+            "namespace": app.namespace,
+            "labels": app_labels(app, cluster_name),
+        },
+        "spec": spec,
+    }
+
+
+def apps_by_namespace(apps: Sequence[AppConfig]) -> dict[str, list[AppConfig]]:
+    grouped: dict[str, list[AppConfig]] = {}
+    for app in apps:
+        grouped.setdefault(app.namespace, []).append(app)
+    return grouped
+
+
+def app_manifests(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> list[Manifest]:
+    """Deployment, Service and (replicas > 1) PodDisruptionBudget of one app."""
+    pdb = pdb_manifest(app, cluster_name, kubernetes_version)
+    return [
+        deployment_manifest(app, cluster_name),
+        service_manifest(app, cluster_name),
+        *([pdb] if pdb is not None else []),
+    ]
+
+
+def render_manifests(
+    apps: Sequence[AppConfig],
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> list[Manifest]:
+    """Every object the Workloads component declares, in declaration order."""
+    rendered = [
+        namespace_manifest(namespace, members, cluster_name)
+        for namespace, members in apps_by_namespace(apps).items()
+        if namespace not in BUILTIN_NAMESPACES
+    ]
+    for app in apps:
+        rendered.extend(app_manifests(app, cluster_name, kubernetes_version))
+    return rendered
+
+
+def cluster_url(app: AppConfig) -> str:
+    """The in-cluster URL of an app's Service."""
+    return f"http://{app.name}.{app.namespace}.svc.cluster.local:{app.port}"
+
+
+def node_port_url(host: str, node_port: int | None) -> str:
+    if node_port is None:
+        # Only under mocks or before the API server has answered: a real Service of type
+        # NodePort or LoadBalancer always has its port allocated.
+        return f"http://{host}:<nodePort not allocated>"
+    return f"http://{host}:{int(node_port)}"
+
+
+def app_key(app: AppConfig) -> str:
+    """How an app is keyed in the outputs: `namespace/name` (names repeat across namespaces)."""
+    return f"{app.namespace}/{app.name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The component
+
+
+@dataclass(frozen=True)
+class WorkloadsArgs:
+    apps: Sequence[AppConfig]
+    kubeconfig: pulumi.Input[str]  # secret; becomes the explicit provider's kubeconfig
+    ready: pulumi.Resource  # the cluster's readiness gate: every object waits for it
+    app_host: pulumi.Input[str]  # where users reach node ports (127.0.0.1, the master's EIP)
+    cluster_name: str  # part-of label and the provider's cluster identifier
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
+
+
+@dataclass(frozen=True)
+class AppEndpoints:
+    """Where one app can be reached."""
+
+    name: str
+    namespace: str
+    deployment_name: str
+    service_name: str
+    service_type: ServiceType
+    cluster_url: str  # http://<svc>.<ns>.svc.cluster.local:<port>, from inside the cluster
+    node_port: pulumi.Output[int | None] | None  # None for ClusterIP
+    # http://<app host>:<nodePort> for NodePort and LoadBalancer, else the in-cluster URL.
+    url: pulumi.Output[str]
+
+
+@dataclass
+class AppObjects:
+    deployment: kubernetes.apps.v1.Deployment
+    service: kubernetes.core.v1.Service
+    disruption_budget: kubernetes.policy.v1.PodDisruptionBudget | None = None
+
+
+class Workloads(pulumi.ComponentResource):
+    """The configured apps on the cluster, through one explicit Kubernetes provider."""
+
+    provider: kubernetes.Provider
+    namespaces: dict[str, kubernetes.core.v1.Namespace]
+    objects: dict[str, AppObjects]
+    apps: dict[str, AppEndpoints]
+    urls: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kubeadm-cluster:workloads:Workloads", name, None, opts)
+        self.provider = kubernetes.Provider(
+            f"{name}-provider",
+            kubeconfig=pulumi.Output.secret(args.kubeconfig),
+            # Only a new cluster name replaces the provider; an unknown kubeconfig at preview
+            # (a new master) is an update, so the apps are not planned for replacement.
+            cluster_identifier=args.cluster_name,
+            # `pulumi destroy` after the nodes are gone drops the objects from state.
+            delete_unreachable=True,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._ready = args.ready
+
+        self.namespaces = {}
+        for namespace, members in apps_by_namespace(args.apps).items():
+            if namespace in BUILTIN_NAMESPACES:
+                continue
+            manifest = namespace_manifest(namespace, members, args.cluster_name)
+            self.namespaces[namespace] = kubernetes.core.v1.Namespace(
+                f"{namespace}-namespace",
+                metadata=manifest["metadata"],
+                opts=self._opts(),
+            )
+
+        self.objects = {}
+        self.apps = {}
+        for app in args.apps:
+            objects = self._declare_app(app, args)
+            self.objects[app_key(app)] = objects
+            self.apps[app_key(app)] = self._endpoints(app, objects.service, args.app_host)
+
+        self.urls = pulumi.Output.all(
+            **{key: endpoints.url for key, endpoints in self.apps.items()}
+        )
+        self.register_outputs({
+            "apps": {
+                key: {
+                    "namespace": e.namespace,
+                    "deployment": e.deployment_name,
+                    "service": e.service_name,
+                    "serviceType": e.service_type,
+                    "clusterUrl": e.cluster_url,
+                    "url": e.url,
+                }
+                for key, e in self.apps.items()
+            },
+            "urls": self.urls,
+        })
+
+    def _opts(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=[self._ready, *after]
+        )
+
+    def _declare_app(self, app: AppConfig, args: WorkloadsArgs) -> AppObjects:
+        namespace = self.namespaces.get(app.namespace)
+        after = [namespace] if namespace is not None else []
+        base = f"{app.namespace}/{app.name}"
+        deployment = deployment_manifest(app, args.cluster_name)
+        service = service_manifest(app, args.cluster_name)
+        pdb = pdb_manifest(app, args.cluster_name, args.kubernetes_version)
+        objects = AppObjects(
+            deployment=kubernetes.apps.v1.Deployment(
+                f"{base}-deployment",
+                metadata=deployment["metadata"],
+                spec=deployment["spec"],
+                opts=self._opts(*after),
+            ),
+            service=kubernetes.core.v1.Service(
+                f"{base}-service",
+                metadata=service["metadata"],
+                spec=service["spec"],
+                opts=self._opts(*after),
+            ),
+        )
+        if pdb is not None:
+            objects.disruption_budget = kubernetes.policy.v1.PodDisruptionBudget(
+                f"{base}-pdb",
+                metadata=pdb["metadata"],
+                spec=pdb["spec"],
+                opts=self._opts(*after),
+            )
+        return objects
+
+    @staticmethod
+    def _endpoints(
+        app: AppConfig, service: kubernetes.core.v1.Service, app_host: pulumi.Input[str]
+    ) -> AppEndpoints:
+        node_port: pulumi.Output[int | None] | None = None
+        if app.service_type == "ClusterIP":
+            url = pulumi.Output.from_input(cluster_url(app))
+        else:
+            if app.node_port is not None:
+                node_port = pulumi.Output.from_input(app.node_port)
+            else:
+                # Allocated by the API server: read it back from the live Service.
+                node_port = service.spec.apply(lambda spec: _first_node_port(spec))
+            url = pulumi.Output.all(app_host, node_port).apply(
+                lambda pair: node_port_url(pair[0], pair[1])
+            )
+        return AppEndpoints(
+            name=app.name,
+            namespace=app.namespace,
+            deployment_name=app.name,
+            service_name=app.name,
+            service_type=app.service_type,
+            cluster_url=cluster_url(app),
+            node_port=node_port,
+            url=url,
+        )
+
+
+def _first_node_port(spec: Any) -> int | None:
+    """The node port of a live Service's first port (typed provider output), if allocated."""
+    ports = getattr(spec, "ports", None) if spec is not None else None
+    value = getattr(ports[0], "node_port", None) if ports else None
+    return int(value) if value is not None else None
