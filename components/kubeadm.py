@@ -166,9 +166,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         node: ClusterNode,
         name: str,
         step: Step,
-        after: Sequence[pulumi.Resource | CommandResource],
+        after: Sequence[pulumi.Resource],
     ) -> CommandResource:
-        opts = pulumi.ResourceOptions(parent=self, depends_on=[*node.depends_on, *after])  # type: ignore[list-item]
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[*node.depends_on, *after])
         return node.transport.run(name, step, opts)
 
     @staticmethod

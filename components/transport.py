@@ -55,8 +55,8 @@ def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Outp
     )
 
 
-class CommandResource(Protocol):
-    stdout: pulumi.Output[str]
+# What running a step declares: a command resource with the step's stdout.
+CommandResource = command.local.Command | command.remote.Command
 
 
 class Transport(Protocol):
