@@ -2,9 +2,57 @@
 
 import pulumi
 
+from components.aws import AwsHosts, AwsHostsArgs
 from components.config import load_stack_config
+from components.kubeadm import ClusterHosts, KubeadmCluster, KubeadmClusterArgs
+from components.local import LocalHosts, LocalHostsArgs
+from components.workloads import Workloads, WorkloadsArgs
 
 config = load_stack_config()
 
+hosts: ClusterHosts
+if config.target == "aws":
+    hosts = aws_hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
+else:
+    hosts = LocalHosts(config.cluster_name, LocalHostsArgs(config))
+
+cluster = KubeadmCluster(
+    config.cluster_name,
+    KubeadmClusterArgs(
+        cluster=config.cluster,
+        master=hosts.master,
+        workers=hosts.workers,
+        api_endpoint=hosts.api_endpoint,
+        cert_sans=hosts.cert_sans,
+        install=hosts.install,
+        profile=hosts.profile,
+        cni=hosts.cni,
+    ),
+)
+
+workloads = Workloads(
+    f"{config.cluster_name}-apps",
+    WorkloadsArgs(
+        apps=config.apps,
+        kubeconfig=cluster.kubeconfig,
+        ready=cluster.ready,
+        app_host=hosts.app_host,
+        cluster_name=config.cluster_name,
+        kubernetes_version=config.cluster.kubernetes_version,
+    ),
+)
+
 pulumi.export("target", config.target)
-pulumi.export("nodeNames", [config.master_name, *config.worker_names])
+pulumi.export("apiServer", pulumi.Output.concat("https://", hosts.api_endpoint))
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("nodeNames", cluster.node_names)
+pulumi.export("nodePrivateIps", {n.name: n.private_ip for n in [hosts.master, *hosts.workers]})
+pulumi.export("apps", {
+    key: {"namespace": app.namespace, "service": app.service_name, "url": app.url}
+    for key, app in workloads.apps.items()
+})
+if config.target == "aws":
+    pulumi.export("masterPublicIp", aws_hosts.master_public_ip)
+    pulumi.export("sshCommands", aws_hosts.ssh_commands)
+    if aws_hosts.ssh_private_key is not None:
+        pulumi.export("sshPrivateKey", aws_hosts.ssh_private_key)

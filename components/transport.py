@@ -107,7 +107,8 @@ class SshTransport:
 
     host: pulumi.Input[str]
     user: str
-    private_key: pulumi.Input[str]
+    # None: pulumi-command authenticates with the user's SSH agent (SSH_AUTH_SOCK).
+    private_key: pulumi.Input[str] | None = None
     proxy: command.remote.ProxyConnectionArgs | None = None
 
     def connection(self) -> command.remote.ConnectionArgs:

@@ -1,293 +1,55 @@
-"""Pulumi mocks for the whole program.
-
-`run_program(stack, **overrides)` loads the shipped `Pulumi.<stack>.yaml` as config (with
-overrides), runs `__main__.py` with `runpy` on a fresh event loop and a fresh root stack, and
-returns every RegisterResource request the mock monitor saw plus the stack outputs.
-"""
+"""Pytest fixtures around tests/program.py: a fresh event loop and a fresh program per test."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import runpy
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pulumi
-import pulumi.runtime.settings
 import pytest
-import yaml
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
 
-from components.config import PROJECT
-
-REPO = Path(__file__).resolve().parent.parent
-MAIN = REPO / "__main__.py"
-
-FAKE_CA_HASH = "sha256:" + "ab" * 32
-FAKE_JOIN_COMMAND = (
-    "kubeadm join 10.0.1.10:6443 --token abcdef.0123456789abcdef "
-    f"--discovery-token-ca-cert-hash {FAKE_CA_HASH}"
+from tests.program import (
+    FAKE_ADMIN_CONF,
+    FAKE_CA_HASH,
+    FAKE_EIP,
+    FAKE_JOIN_COMMAND,
+    FAKE_PRIVATE_KEY,
+    FAKE_PUBLIC_KEY,
+    MAIN,
+    REPO,
+    ComponentRunner,
+    ProgramMocks,
+    ProgramRun,
+    ProgramRunner,
+    RecordingMonitor,
+    Registration,
+    config_values,
+    engine_value,
+    run_program_with,
+    stack_config,
 )
-FAKE_ADMIN_CONF = """apiVersion: v1
-clusters:
-- cluster:
-    certificate-authority-data: RkFLRS1DQQ==
-    server: https://10.0.1.10:6443
-  name: kubernetes
-contexts:
-- context:
-    cluster: kubernetes
-    user: kubernetes-admin
-  name: kubernetes-admin@kubernetes
-current-context: kubernetes-admin@kubernetes
-kind: Config
-users:
-- name: kubernetes-admin
-  user:
-    client-certificate-data: RkFLRS1DRVJU
-    client-key-data: RkFLRS1LRVk=
-"""
-FAKE_PRIVATE_KEY = (
-    "-----BEGIN OPENSSH PRIVATE KEY-----\nZmFrZQ==\n-----END OPENSSH PRIVATE KEY-----\n"
-)
-FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
-FAKE_EIP = "203.0.113.10"
 
-
-@dataclass
-class Registration:
-    """One RegisterResource request, as the engine would receive it."""
-
-    type: str
-    name: str
-    urn: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    parent: str
-    dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-    delete_before_replace: bool
-    additional_secret_outputs: list[str]
-    replace_on_changes: list[str]
-    ignore_changes: list[str]
-    provider: str
-    secret_inputs: set[str] = field(default_factory=set)
-
-
-class ProgramMocks(pulumi.runtime.Mocks):
-    """Plausible provider outputs for each resource type the program declares."""
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        typ, name = args.typ, args.name
-        if typ in ("command:local:Command", "command:remote:Command"):
-            outputs["stdout"] = fake_stdout(name)
-            outputs["stderr"] = ""
-        elif typ == "aws:ec2/instance:Instance":
-            outputs.setdefault("publicIp", "198.51.100.20")
-            outputs["arn"] = f"arn:aws:ec2:eu-west-1:123456789012:instance/i-{name}"
-        elif typ == "aws:ec2/eip:Eip":
-            outputs["publicIp"] = FAKE_EIP
-            outputs["publicDns"] = "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com"
-        elif typ == "tls:index/privateKey:PrivateKey":
-            outputs["privateKeyOpenssh"] = FAKE_PRIVATE_KEY
-            outputs["privateKeyPem"] = FAKE_PRIVATE_KEY
-            outputs["publicKeyOpenssh"] = FAKE_PUBLIC_KEY
-        elif typ == "docker:index/remoteImage:RemoteImage":
-            outputs["imageId"] = "sha256:" + "cd" * 32
-            outputs["repoDigest"] = f"{args.inputs.get('name')}"
-        elif typ == "kubernetes:core/v1:Service" and "spec" in outputs:
-            outputs.setdefault("status", {})
-        return f"{name}-id", outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
-        if args.token == "aws:ec2/getAmi:getAmi":
-            arch = "arm64"
-            for flt in args.args.get("filters", []):
-                if flt.get("name") == "architecture":
-                    arch = flt["values"][0]
-            ami = "ami-0aaaaaaaaaaaaaaa1" if arch == "x86_64" else "ami-0bbbbbbbbbbbbbbb2"
-            return {"id": ami, "architecture": arch, "imageId": ami}, []
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
-                    "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}, []
-        if args.token == "aws:index/getRegion:getRegion":
-            return {"name": "eu-west-1", "region": "eu-west-1"}, []
-        return {}, []
-
-
-def fake_stdout(name: str) -> str:
-    if name.endswith("-join-token"):
-        return FAKE_JOIN_COMMAND + "\n"
-    if name.endswith("-kubeconfig"):
-        return FAKE_ADMIN_CONF
-    return ""
-
-
-SECRET_SIG = rpc._special_secret_sig if hasattr(rpc, "_special_secret_sig") else \
-    "1b47061264138c4ac30d75fd1eb44270"
-
-
-def secret_paths(value: Any, path: str = "") -> set[str]:
-    """Top-level input names whose serialized value contains a secret anywhere inside."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == SECRET_SIG:
-            found.add(path)
-        for key, inner in value.items():
-            found |= secret_paths(inner, path or key)
-    elif isinstance(value, list):
-        for inner in value:
-            found |= secret_paths(inner, path)
-    return found
-
-
-def unwrap_secrets(value: Any) -> Any:
-    """Plain values from deserialized properties (secretness is kept in `secret_inputs`)."""
-    if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == SECRET_SIG:
-            return unwrap_secrets(value.get("value"))
-        return {key: unwrap_secrets(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(inner) for inner in value]
-    return value
-
-
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """The mock monitor, keeping every RegisterResource request with its options."""
-
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
-        super().__init__(mocks)
-        self.registrations: list[Registration] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        from google.protobuf import json_format
-
-        raw = json_format.MessageToDict(request.object)
-        urn = response.urn
-        self.registrations.append(
-            Registration(
-                type=request.type,
-                name=request.name,
-                urn=urn,
-                inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
-                outputs=self.resources[urn].state,
-                parent=request.parent,
-                dependencies=list(request.dependencies),
-                property_dependencies={
-                    key: list(deps.urns) for key, deps in request.propertyDependencies.items()
-                },
-                delete_before_replace=request.deleteBeforeReplace,
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                replace_on_changes=list(request.replaceOnChanges),
-                ignore_changes=list(request.ignoreChanges),
-                provider=request.provider,
-                secret_inputs=secret_paths(raw),
-            )
-        )
-        return response
-
-
-@dataclass
-class ProgramRun:
-    """What one run of the program declared."""
-
-    loop: asyncio.AbstractEventLoop
-    resources: list[Registration]
-    outputs: dict[str, Any]
-    error: BaseException | None = None
-
-    def of_type(self, typ: str) -> list[Registration]:
-        return [r for r in self.resources if r.type == typ]
-
-    def named(self, name: str) -> Registration:
-        matches = [r for r in self.resources if r.name == name]
-        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
-        return matches[0]
-
-    def has(self, name: str) -> bool:
-        return any(r.name == name for r in self.resources)
-
-    def by_urn(self, urn: str) -> Registration:
-        return next(r for r in self.resources if r.urn == urn)
-
-    def direct_dependencies(self, res: Registration) -> set[str]:
-        deps = set(res.dependencies)
-        for urns in res.property_dependencies.values():
-            deps |= set(urns)
-        return deps
-
-    def depends_on(self, res: Registration, other: Registration) -> bool:
-        """True when `res` waits for `other`, directly or through other resources."""
-        seen: set[str] = set()
-        todo = [res.urn]
-        while todo:
-            urn = todo.pop()
-            if urn in seen:
-                continue
-            seen.add(urn)
-            current = self.by_urn(urn) if any(r.urn == urn for r in self.resources) else None
-            if current is None:
-                continue
-            deps = self.direct_dependencies(current)
-            if other.urn in deps:
-                return True
-            todo.extend(deps)
-        return False
-
-    def resolve(self, value: Any) -> Any:
-        """The plain value, with Outputs nested in lists and dicts resolved too."""
-        return self.loop.run_until_complete(pulumi.Output.from_input(value).future())
-
-    def is_secret(self, value: Any) -> bool:
-        return bool(self.loop.run_until_complete(pulumi.Output.from_input(value).is_secret()))
-
-    def output(self, key: str) -> Any:
-        return self.resolve(self.outputs[key])
-
-
-def stack_config(stack: str, overrides: dict[str, Any]) -> dict[str, str]:
-    """The shipped Pulumi.<stack>.yaml as engine config, with overrides by short key.
-
-    An override of None removes the key. Values are passed as the Pulumi CLI passes them:
-    strings, and JSON text for lists and objects.
-    """
-    document = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())
-    values: dict[str, Any] = dict(document.get("config") or {})
-    for key, value in overrides.items():
-        full_key = key if ":" in key else f"{PROJECT}:{key}"
-        if value is None:
-            values.pop(full_key, None)
-        else:
-            values[full_key] = value
-    return {key: engine_value(value) for key, value in values.items()}
-
-
-def config_values(stack: str, **overrides: Any) -> dict[str, object]:
-    """The stack's config by short key (plus aws:region), as `parse_stack_config` takes it."""
-    prefix = f"{PROJECT}:"
-    return {
-        key.removeprefix(prefix): value
-        for key, value in stack_config(stack, overrides).items()
-        if key.startswith(prefix) or key == "aws:region"
-    }
-
-
-def engine_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
-
-
-ProgramRunner = Callable[..., ProgramRun]
+__all__ = [
+    "FAKE_ADMIN_CONF",
+    "FAKE_CA_HASH",
+    "FAKE_EIP",
+    "FAKE_JOIN_COMMAND",
+    "FAKE_PRIVATE_KEY",
+    "FAKE_PUBLIC_KEY",
+    "MAIN",
+    "REPO",
+    "ComponentRunner",
+    "ProgramMocks",
+    "ProgramRun",
+    "ProgramRunner",
+    "RecordingMonitor",
+    "Registration",
+    "config_values",
+    "engine_value",
+    "run_program_with",
+    "stack_config",
+]
 
 
 @pytest.fixture
@@ -297,42 +59,6 @@ def event_loop_for_test() -> Iterator[asyncio.AbstractEventLoop]:
     yield loop
     loop.close()
     asyncio.set_event_loop(None)
-
-
-def run_program_with(
-    loop: asyncio.AbstractEventLoop,
-    stack: str,
-    preview: bool = False,
-    program: Callable[[], None] | None = None,
-    expect_error: bool = False,
-    **overrides: Any,
-) -> ProgramRun:
-    """Run `program` (default: __main__.py via runpy) under mocks with the stack's config."""
-    config = stack_config(stack, overrides)
-    monitor = RecordingMonitor(ProgramMocks())
-    pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(
-        ProgramMocks(), project=PROJECT, stack=stack, preview=preview, monitor=monitor
-    )
-    pulumi.runtime.set_all_config(config)
-
-    def main_program() -> None:
-        runpy.run_path(str(MAIN), run_name="__main__")
-
-    cwd = os.getcwd()
-    os.chdir(REPO)
-    error: BaseException | None = None
-    try:
-        loop.run_until_complete(pulumi.runtime.stack.run_pulumi_func(program or main_program))
-    except Exception as exc:
-        if not expect_error:
-            raise
-        error = exc
-    finally:
-        os.chdir(cwd)
-    root = pulumi.runtime.settings.get_root_resource()
-    outputs = dict(getattr(root, "outputs", {}) or {})
-    return ProgramRun(loop=loop, resources=monitor.registrations, outputs=outputs, error=error)
 
 
 @pytest.fixture
@@ -346,8 +72,6 @@ def run_program(event_loop_for_test: asyncio.AbstractEventLoop) -> ProgramRunner
 
     return run
 
-
-ComponentRunner = Callable[..., ProgramRun]
 
 
 @pytest.fixture

@@ -1,0 +1,482 @@
+"""EC2 hosts for the kubeadm cluster: network, firewall, key pair, instances with fixed IPs.
+
+    VPC -> public subnet (IGW route) [-> private subnet (NAT route) when privateWorkers]
+    security group: SSH, API and NodePorts from adminCidrs only; all traffic node to node
+    key pair (given or generated) -> master (Elastic IP) + workers -> ClusterNode per instance
+
+Every per-node input comes from that node's own index and the config, never from the worker
+count, so scaling out leaves existing instances untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_tls as tls
+
+from components.config import (
+    NODE_PORT_MAX,
+    NODE_PORT_MIN,
+    Architecture,
+    AwsConfig,
+    StackConfig,
+    node_ip,
+)
+from components.kubeadm import ClusterNode, Cni, NodeInstall, NodeProfile
+from components.transport import SshTransport, Transport
+
+CANONICAL_OWNER_ID = "099720109477"
+UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
+UBUNTU_ARCH: dict[Architecture, str] = {"x86_64": "amd64", "arm64": "arm64"}
+SSH_PORT = 22
+API_SERVER_PORT = 6443
+ANYWHERE = "0.0.0.0/0"
+CLUSTER_TAG = "kubeadm-cluster"
+IMDS_HOP_LIMIT = 2  # 1 would stop pods (one hop further than the host) reaching IMDSv2
+
+Role = Literal["master", "worker"]
+
+
+@dataclass(frozen=True)
+class AwsHostsArgs:
+    config: StackConfig
+
+
+def tags(cluster: str, name: str, **extra: str) -> dict[str, str]:
+    return {"Name": name, CLUSTER_TAG: cluster, **extra}
+
+
+def cidr_label(cidr: str) -> str:
+    """A resource-name-safe form of a CIDR, so a rule's name follows its CIDR, not its position."""
+    return cidr.replace(".", "-").replace("/", "-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+
+
+@dataclass(frozen=True)
+class Network:
+    vpc: aws.ec2.Vpc
+    public_subnet: aws.ec2.Subnet
+    private_subnet: aws.ec2.Subnet | None
+    # What must exist before a node on that subnet can reach (and be reached from) the internet.
+    public_routes: Sequence[pulumi.Resource]
+    private_routes: Sequence[pulumi.Resource]
+
+
+def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Network:
+    opts = pulumi.ResourceOptions(parent=parent)
+    zone: pulumi.Input[str]
+    if cfg.availability_zone is not None:
+        zone = cfg.availability_zone
+    else:
+        zones = aws.get_availability_zones_output(
+            state="available", opts=pulumi.InvokeOutputOptions(parent=parent)
+        )
+        zone = zones.names[0]
+
+    vpc = aws.ec2.Vpc(
+        f"{cluster}-vpc",
+        cidr_block=cfg.vpc_cidr,
+        enable_dns_support=True,
+        enable_dns_hostnames=True,  # gives the Elastic IP a public DNS name for the API cert
+        tags=tags(cluster, f"{cluster}-vpc"),
+        opts=opts,
+    )
+    gateway = aws.ec2.InternetGateway(
+        f"{cluster}-igw", vpc_id=vpc.id, tags=tags(cluster, f"{cluster}-igw"), opts=opts
+    )
+    public_subnet = aws.ec2.Subnet(
+        f"{cluster}-public",
+        vpc_id=vpc.id,
+        cidr_block=cfg.subnet_cidr,
+        availability_zone=zone,
+        map_public_ip_on_launch=True,
+        tags=tags(cluster, f"{cluster}-public"),
+        opts=opts,
+    )
+    public_table = aws.ec2.RouteTable(
+        f"{cluster}-public",
+        vpc_id=vpc.id,
+        routes=[aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, gateway_id=gateway.id)],
+        tags=tags(cluster, f"{cluster}-public"),
+        opts=opts,
+    )
+    public_association = aws.ec2.RouteTableAssociation(
+        f"{cluster}-public",
+        subnet_id=public_subnet.id,
+        route_table_id=public_table.id,
+        opts=opts,
+    )
+    if not cfg.private_workers:
+        return Network(vpc, public_subnet, None, [public_association], [])
+
+    # Private workers still need outbound access for packages: a NAT gateway in the public subnet.
+    nat_ip = aws.ec2.Eip(
+        f"{cluster}-nat", domain="vpc", tags=tags(cluster, f"{cluster}-nat"), opts=opts
+    )
+    nat = aws.ec2.NatGateway(
+        f"{cluster}-nat",
+        subnet_id=public_subnet.id,
+        allocation_id=nat_ip.allocation_id,
+        tags=tags(cluster, f"{cluster}-nat"),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_association]),
+    )
+    private_subnet = aws.ec2.Subnet(
+        f"{cluster}-private",
+        vpc_id=vpc.id,
+        cidr_block=cfg.private_subnet_cidr,
+        availability_zone=zone,
+        map_public_ip_on_launch=False,
+        tags=tags(cluster, f"{cluster}-private"),
+        opts=opts,
+    )
+    private_table = aws.ec2.RouteTable(
+        f"{cluster}-private",
+        vpc_id=vpc.id,
+        routes=[aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, nat_gateway_id=nat.id)],
+        tags=tags(cluster, f"{cluster}-private"),
+        opts=opts,
+    )
+    private_association = aws.ec2.RouteTableAssociation(
+        f"{cluster}-private",
+        subnet_id=private_subnet.id,
+        route_table_id=private_table.id,
+        opts=opts,
+    )
+    return Network(
+        vpc, public_subnet, private_subnet, [public_association], [private_association, nat]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Security group
+
+
+@dataclass(frozen=True)
+class Firewall:
+    group: aws.ec2.SecurityGroup
+    rules: Sequence[pulumi.Resource]
+
+
+def build_firewall(
+    cluster: str, cfg: AwsConfig, vpc: aws.ec2.Vpc, parent: pulumi.Resource
+) -> Firewall:
+    """One group for every node. Rules are separate resources (the group has none inline), so
+    adding an admin CIDR adds rules without touching the group or any instance."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    group = aws.ec2.SecurityGroup(
+        f"{cluster}-nodes",
+        vpc_id=vpc.id,
+        description="kubeadm cluster nodes",
+        tags=tags(cluster, f"{cluster}-nodes"),
+        opts=opts,
+    )
+    rules: list[pulumi.Resource] = []
+    admin_ports = (
+        ("ssh", SSH_PORT, SSH_PORT, "SSH"),
+        ("api", API_SERVER_PORT, API_SERVER_PORT, "Kubernetes API server"),
+        ("nodeports", NODE_PORT_MIN, NODE_PORT_MAX, "Kubernetes NodePort services"),
+    )
+    for cidr in cfg.admin_cidrs:
+        for label, first, last, description in admin_ports:
+            rules.append(aws.vpc.SecurityGroupIngressRule(
+                f"{cluster}-{label}-{cidr_label(cidr)}",
+                security_group_id=group.id,
+                ip_protocol="tcp",
+                from_port=first,
+                to_port=last,
+                cidr_ipv4=cidr,
+                description=f"{description} from admin network {cidr}",
+                opts=opts,
+            ))
+    rules.append(aws.vpc.SecurityGroupIngressRule(
+        f"{cluster}-node-to-node",
+        security_group_id=group.id,
+        ip_protocol="-1",
+        referenced_security_group_id=group.id,
+        description="All traffic between cluster nodes (kubelet, etcd, flannel VXLAN)",
+        opts=opts,
+    ))
+    rules.append(aws.vpc.SecurityGroupEgressRule(
+        f"{cluster}-egress",
+        security_group_id=group.id,
+        ip_protocol="-1",
+        cidr_ipv4=ANYWHERE,
+        description="Outbound: packages, images, AWS APIs",
+        opts=opts,
+    ))
+    return Firewall(group, rules)
+
+
+# ---------------------------------------------------------------------------------------------
+# SSH key
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    key_name: pulumi.Output[str]
+    # What the SSH transport uses; None means the SSH agent of whoever runs `pulumi up`.
+    private_key: pulumi.Output[str] | None
+    # The private key to export: only one this program generated (a user's key stays theirs).
+    generated_private_key: pulumi.Output[str] | None
+
+
+def build_key(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> NodeKey:
+    opts = pulumi.ResourceOptions(parent=parent)
+    if cfg.ssh_public_key is not None:
+        pair = aws.ec2.KeyPair(
+            f"{cluster}-key", public_key=cfg.ssh_public_key,
+            tags=tags(cluster, f"{cluster}-key"), opts=opts,
+        )
+        private = (
+            pulumi.Output.secret(cfg.ssh_private_key) if cfg.ssh_private_key is not None else None
+        )
+        return NodeKey(pair.key_name, private, None)
+
+    key = tls.PrivateKey(f"{cluster}-ssh", algorithm="ED25519", opts=opts)
+    pair = aws.ec2.KeyPair(
+        f"{cluster}-key", public_key=key.public_key_openssh,
+        tags=tags(cluster, f"{cluster}-key"), opts=opts,
+    )
+    private = pulumi.Output.secret(key.private_key_openssh)
+    return NodeKey(pair.key_name, private, private)
+
+
+# ---------------------------------------------------------------------------------------------
+# Instances
+
+
+def ubuntu_ami(arch: Architecture, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The newest Canonical Ubuntu 24.04 LTS image for `arch`, looked up at deploy time."""
+    return aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=[CANONICAL_OWNER_ID],
+        filters=[
+            aws.ec2.GetAmiFilterArgs(name="name",
+                                     values=[UBUNTU_AMI_NAME.format(arch=UBUNTU_ARCH[arch])]),
+            aws.ec2.GetAmiFilterArgs(name="virtualization-type", values=["hvm"]),
+            aws.ec2.GetAmiFilterArgs(name="architecture", values=[arch]),
+        ],
+        opts=pulumi.InvokeOutputOptions(parent=parent),
+    ).id
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    role: Role
+    instance_type: str
+    ami: pulumi.Input[str]
+    subnet: aws.ec2.Subnet
+    private_ip: str
+    after: Sequence[pulumi.Resource]
+
+
+def build_instance(
+    cluster: str,
+    cfg: AwsConfig,
+    spec: InstanceSpec,
+    firewall: Firewall,
+    key: NodeKey,
+    parent: pulumi.Resource,
+) -> aws.ec2.Instance:
+    return aws.ec2.Instance(
+        spec.name,
+        ami=spec.ami,
+        instance_type=spec.instance_type,
+        subnet_id=spec.subnet.id,
+        private_ip=spec.private_ip,
+        vpc_security_group_ids=[firewall.group.id],
+        key_name=key.key_name,
+        metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+            http_endpoint="enabled",
+            http_tokens="required",
+            http_put_response_hop_limit=IMDS_HOP_LIMIT,
+        ),
+        root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+            volume_type="gp3",
+            volume_size=cfg.root_volume_size_gb,
+            encrypted=True,
+            delete_on_termination=True,
+        ),
+        # Flannel's VXLAN encapsulates pod traffic in node-to-node packets, so the default
+        # source/destination check stays on.
+        tags=tags(cluster, spec.name, role=spec.role),
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            depends_on=[*spec.after, *firewall.rules],
+            # The AMI is looked up at deploy time: without this, the next Ubuntu release would
+            # replace every running node on the following `pulumi up`. New nodes get the newest
+            # image; move an existing node onto it with `pulumi up --replace <instance urn>`.
+            ignore_changes=["ami"],
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The component
+
+
+class AwsHosts(pulumi.ComponentResource):
+    """One master with an Elastic IP and `workers` workers on EC2, as kubeadm ClusterNodes.
+
+    Satisfies `components.kubeadm.ClusterHosts`.
+    """
+
+    # ClusterHosts, typed exactly as the protocol declares them
+    master: ClusterNode
+    workers: Sequence[ClusterNode]
+    api_endpoint: pulumi.Input[str]
+    cert_sans: Sequence[pulumi.Input[str]]
+    app_host: pulumi.Input[str]
+    install: NodeInstall | None
+    profile: NodeProfile
+    cni: Cni
+    # for exports
+    master_public_ip: pulumi.Output[str]
+    node_private_ips: dict[str, str]
+    ssh_private_key: pulumi.Output[str] | None
+    ssh_key_file: str | None
+    ssh_commands: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: AwsHostsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kubeadm-cluster:aws:AwsHosts", name, None, opts)
+        config = args.config
+        cfg = config.aws
+        if cfg is None:
+            raise ValueError("AwsHosts needs a stack with target aws (config.aws is None)")
+        cluster = config.cluster_name
+        child = pulumi.ResourceOptions(parent=self)
+
+        network = build_network(cluster, cfg, self)
+        firewall = build_firewall(cluster, cfg, network.vpc, self)
+        key = build_key(cluster, cfg, self)
+        amis: dict[Architecture, pulumi.Input[str]] = {}
+
+        def ami(arch: Architecture) -> pulumi.Input[str]:
+            if cfg.ami is not None:
+                return cfg.ami
+            if arch not in amis:
+                amis[arch] = ubuntu_ami(arch, self)
+            return amis[arch]
+
+        master_ip = node_ip(cfg.subnet_cidr, 0)
+        master = build_instance(cluster, cfg, InstanceSpec(
+            name=config.master_name, role="master", instance_type=cfg.master_instance_type,
+            ami=ami(cfg.master_architecture), subnet=network.public_subnet,
+            private_ip=master_ip, after=network.public_routes,
+        ), firewall, key, self)
+        # An Elastic IP keeps the API endpoint (and the kubeconfig) valid across stop/start.
+        eip = aws.ec2.Eip(
+            f"{config.master_name}-eip", domain="vpc",
+            tags=tags(cluster, f"{config.master_name}-eip"), opts=child,
+        )
+        eip_association = aws.ec2.EipAssociation(
+            f"{config.master_name}-eip", allocation_id=eip.allocation_id, instance_id=master.id,
+            opts=child,
+        )
+        self.master_public_ip = eip.public_ip
+        master_ready: list[pulumi.Resource] = [master, eip_association]
+        self.master = ClusterNode(
+            name=config.master_name,
+            private_ip=master_ip,
+            transport=self._transport(cfg, key, eip.public_ip),
+            depends_on=master_ready,
+            identity=master.id,
+        )
+
+        worker_subnet = network.private_subnet or network.public_subnet
+        worker_cidr = cfg.private_subnet_cidr if cfg.private_workers else cfg.subnet_cidr
+        worker_routes = network.private_routes if cfg.private_workers else network.public_routes
+        workers: list[ClusterNode] = []
+        self.node_private_ips = {config.master_name: master_ip}
+        self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
+        self.ssh_commands = {
+            config.master_name: eip.public_ip.apply(
+                lambda ip: ssh_command(cfg.ssh_user, ip, self.ssh_key_file)
+            )
+        }
+        for index in range(config.workers):
+            worker_name = config.worker_name(index)
+            worker_ip = node_ip(worker_cidr, index + 1)
+            worker = build_instance(cluster, cfg, InstanceSpec(
+                name=worker_name, role="worker", instance_type=cfg.worker_instance_type,
+                ami=ami(cfg.worker_architecture), subnet=worker_subnet,
+                private_ip=worker_ip, after=worker_routes,
+            ), firewall, key, self)
+            self.node_private_ips[worker_name] = worker_ip
+            if cfg.private_workers:
+                # Reached through the master: the same key opens both hops.
+                transport = self._transport(cfg, key, worker_ip, jump_host=eip.public_ip)
+                depends_on: list[pulumi.Resource] = [worker, *master_ready]
+                self.ssh_commands[worker_name] = eip.public_ip.apply(
+                    jumped_ssh_command(cfg.ssh_user, worker_ip, self.ssh_key_file)
+                )
+            else:
+                transport = self._transport(cfg, key, worker.public_ip)
+                depends_on = [worker]
+                self.ssh_commands[worker_name] = worker.public_ip.apply(
+                    lambda ip: ssh_command(cfg.ssh_user, ip, self.ssh_key_file)
+                )
+            workers.append(ClusterNode(
+                name=worker_name, private_ip=worker_ip, transport=transport,
+                depends_on=depends_on, identity=worker.id,
+            ))
+        self.workers = workers
+
+        self.api_endpoint = pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}")
+        self.cert_sans = [eip.public_ip, eip.public_dns]
+        self.app_host = eip.public_ip
+        self.install = NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user)
+        self.profile = "host"
+        self.cni = "flannel"
+        self.ssh_private_key = key.generated_private_key
+        self.register_outputs({
+            "masterPublicIp": self.master_public_ip,
+            "nodePrivateIps": self.node_private_ips,
+            "apiEndpoint": self.api_endpoint,
+            "sshCommands": self.ssh_commands,
+        })
+
+    @staticmethod
+    def _transport(
+        cfg: AwsConfig,
+        key: NodeKey,
+        host: pulumi.Input[str],
+        jump_host: pulumi.Input[str] | None = None,
+    ) -> Transport:
+        proxy = None
+        if jump_host is not None:
+            proxy = command.remote.ProxyConnectionArgs(
+                host=jump_host, user=cfg.ssh_user, private_key=key.private_key,
+                dial_error_limit=40, per_dial_timeout=15,
+            )
+        # private_key None = the SSH agent (pulumi-command falls back to SSH_AUTH_SOCK).
+        transport = SshTransport(
+            host=host, user=cfg.ssh_user, private_key=key.private_key,
+            proxy=proxy,
+        )
+        return transport
+
+
+def ssh_command(user: str, host: str, key_file: str | None, jump_host: str | None = None) -> str:
+    """How a user logs in to a node; without a key file, ssh uses the user's own keys/agent."""
+    identity = f"-i {key_file} " if key_file else ""
+    # ProxyCommand rather than -J: -J would not pass the -i key to the jump connection.
+    jump = (
+        f"-o ProxyCommand='ssh {identity}-W %h:%p {user}@{jump_host}' " if jump_host else ""
+    )
+    return f"ssh {identity}{jump}{user}@{host}"
+
+
+def jumped_ssh_command(user: str, host: str, key_file: str | None) -> Callable[[str], str]:
+    return lambda jump_host: ssh_command(user, host, key_file, jump_host=jump_host)

@@ -1,0 +1,488 @@
+"""AwsHosts under Pulumi mocks, wired to KubeadmCluster as __main__.py wires them (stack aws)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+from components.aws import (
+    CANONICAL_OWNER_ID,
+    AwsHosts,
+    AwsHostsArgs,
+)
+from components.config import load_stack_config, node_ip
+from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
+from tests.conftest import (
+    FAKE_EIP,
+    FAKE_PRIVATE_KEY,
+    FAKE_PUBLIC_KEY,
+    ComponentRunner,
+    ProgramMocks,
+    ProgramRun,
+    Registration,
+)
+
+CLUSTER = "kubeadm-aws"
+MASTER = f"{CLUSTER}-master"
+SUBNET = "10.0.1.0/24"
+ADMIN = "203.0.113.0/24"
+WORKER_PUBLIC_IP = "198.51.100.20"  # what the mocks report as an instance's publicIp
+AMI_X86 = "ami-0aaaaaaaaaaaaaaa1"  # what the mocks' getAmi returns per architecture
+AMI_ARM = "ami-0bbbbbbbbbbbbbbb2"
+
+INSTANCE = "aws:ec2/instance:Instance"
+COMMAND = "command:remote:Command"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+GET_AMI = "aws:ec2/getAmi:getAmi"
+MASTER_STEPS = ["preflight", "install-runtime", "install-kubeadm", "init"]
+WORKER_STEPS = ["preflight", "install-runtime", "install-kubeadm", "join-token", "join", "drain"]
+
+
+def worker(index: int) -> str:
+    return f"{CLUSTER}-worker-{index}"
+
+
+class Wired:
+    """What the mini program built, for assertions on component attributes."""
+
+    hosts: AwsHosts
+    cluster: KubeadmCluster
+
+
+@pytest.fixture(autouse=True)
+def invokes(monkeypatch: pytest.MonkeyPatch) -> list[pulumi.runtime.MockCallArgs]:
+    """Every invoke (data lookup) the program makes, in order."""
+    calls: list[pulumi.runtime.MockCallArgs] = []
+    original_call = ProgramMocks.call
+
+    def call(self: ProgramMocks, args: pulumi.runtime.MockCallArgs) -> Any:
+        calls.append(args)
+        return original_call(self, args)
+
+    monkeypatch.setattr(ProgramMocks, "call", call)
+    return calls
+
+
+def run_aws(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramRun, Wired]:
+    wired = Wired()
+
+    def program() -> None:
+        config = load_stack_config()
+        hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
+        wired.hosts = hosts
+        wired.cluster = KubeadmCluster(
+            config.cluster_name,
+            KubeadmClusterArgs(
+                cluster=config.cluster,
+                master=hosts.master,
+                workers=hosts.workers,
+                api_endpoint=hosts.api_endpoint,
+                cert_sans=hosts.cert_sans,
+                install=hosts.install,
+                profile=hosts.profile,
+                cni=hosts.cni,
+            ),
+        )
+
+    return run_components(program, stack="aws", **overrides), wired
+
+
+def plain(value: Any) -> Any:
+    """Input values with any secret wrapper removed (secretness is checked separately)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return plain(value.get("value"))
+        return {key: plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain(inner) for inner in value]
+    return value
+
+
+def inputs(res: Registration) -> dict[str, Any]:
+    return plain(res.inputs)
+
+
+def instances(run: ProgramRun) -> dict[str, Registration]:
+    return {res.name: res for res in run.of_type(INSTANCE)}
+
+
+def ami_filters(call: pulumi.runtime.MockCallArgs) -> dict[str, list[str]]:
+    return {flt["name"]: flt["values"] for flt in call.args["filters"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph shape
+
+
+@pytest.mark.parametrize("workers", [0, 1, 5])
+def test_one_instance_and_one_step_chain_per_node(
+    run_components: ComponentRunner, workers: int
+) -> None:
+    run, _ = run_aws(run_components, workers=workers)
+
+    worker_names = [worker(i) for i in range(workers)]
+    assert set(instances(run)) == {MASTER, *worker_names}
+    expected_steps = {f"{MASTER}-{s}" for s in MASTER_STEPS} | {
+        f"{CLUSTER}-ready", f"{CLUSTER}-kubeconfig"
+    } | {f"{name}-{s}" for name in worker_names for s in WORKER_STEPS}
+    assert {res.name for res in run.of_type(COMMAND)} == expected_steps
+    assert len(run.of_type("aws:ec2/eip:Eip")) == 1
+    assert len(run.of_type("aws:ec2/keyPair:KeyPair")) == 1
+    assert not run.of_type("aws:ec2/natGateway:NatGateway")
+    component = next(r for r in run.resources if r.type == "kubeadm-cluster:aws:AwsHosts")
+    own = [r for r in run.resources if r.type.startswith(("aws:", "tls:"))]
+    assert own and all(r.parent == component.urn for r in own)
+
+
+def test_private_ips_are_fixed_unique_and_inside_the_subnet(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_aws(run_components, workers=5)
+
+    ips = {name: inputs(res)["privateIp"] for name, res in instances(run).items()}
+    assert ips[MASTER] == node_ip(SUBNET, 0) == "10.0.1.10"
+    for i in range(5):
+        assert ips[worker(i)] == node_ip(SUBNET, i + 1)
+    assert len(set(ips.values())) == len(ips)
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(SUBNET) for ip in ips.values())
+    assert wired.hosts.node_private_ips == ips
+    assert wired.hosts.master.private_ip == ips[MASTER]
+    assert [w.private_ip for w in wired.hosts.workers] == [ips[worker(i)] for i in range(5)]
+
+
+def test_network_is_one_public_subnet_routed_to_an_internet_gateway(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=1)
+
+    vpc = inputs(run.named(f"{CLUSTER}-vpc"))
+    assert vpc["cidrBlock"] == "10.0.0.0/16"
+    assert vpc["enableDnsHostnames"] is True
+    subnets = run.of_type("aws:ec2/subnet:Subnet")
+    assert len(subnets) == 1
+    subnet = inputs(subnets[0])
+    assert subnet["cidrBlock"] == SUBNET
+    assert subnet["mapPublicIpOnLaunch"] is True
+    assert subnet["availabilityZone"] == "eu-west-1a"  # the region's first zone (mocked lookup)
+    table = inputs(run.of_type("aws:ec2/routeTable:RouteTable")[0])
+    assert table["routes"] == [{"cidrBlock": "0.0.0.0/0", "gatewayId": f"{CLUSTER}-igw-id"}]
+    association = inputs(run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")[0])
+    assert association == {
+        "subnetId": f"{CLUSTER}-public-id", "routeTableId": f"{CLUSTER}-public-id",
+    }
+    assert all(inputs(r)["subnetId"] == f"{CLUSTER}-public-id" for r in run.of_type(INSTANCE))
+
+
+def test_availability_zone_from_config(run_components: ComponentRunner,
+                                       invokes: list[pulumi.runtime.MockCallArgs]) -> None:
+    run, _ = run_aws(run_components, workers=0, availabilityZone="eu-west-1b")
+
+    assert inputs(run.of_type("aws:ec2/subnet:Subnet")[0])["availabilityZone"] == "eu-west-1b"
+    assert not [c for c in invokes if "getAvailabilityZones" in c.token]
+
+
+# ---------------------------------------------------------------------------------------------
+# Firewall
+
+
+def rule_shape(res: Registration) -> tuple[Any, ...]:
+    values = inputs(res)
+    source = values.get("cidrIpv4") or ("self" if values.get("referencedSecurityGroupId") ==
+                                        values["securityGroupId"] else None)
+    direction = "in" if res.type == INGRESS else "out"
+    return (direction, values["ipProtocol"], values.get("fromPort"), values.get("toPort"), source)
+
+
+def test_security_group_rules_are_exactly_admin_access_node_to_node_and_egress(
+    run_components: ComponentRunner,
+) -> None:
+    other_admin = "198.51.100.7/32"
+    run, _ = run_aws(run_components, workers=2, adminCidrs=[ADMIN, other_admin])
+
+    groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
+    assert len(groups) == 1
+    # No inline rules: the rule resources below are the whole truth.
+    assert "ingress" not in inputs(groups[0]) and "egress" not in inputs(groups[0])
+    rules = run.of_type(INGRESS) + run.of_type(EGRESS)
+    assert all(inputs(r)["securityGroupId"] == f"{CLUSTER}-nodes-id" for r in rules)
+    expected: set[tuple[str, str, int | None, int | None, str]] = {
+        ("out", "-1", None, None, "0.0.0.0/0"), ("in", "-1", None, None, "self"),
+    }
+    for cidr in (ADMIN, other_admin):
+        expected |= {
+            ("in", "tcp", 22, 22, cidr),
+            ("in", "tcp", 6443, 6443, cidr),
+            ("in", "tcp", 30000, 32767, cidr),
+        }
+    shapes = [rule_shape(r) for r in rules]
+    assert sorted(shapes, key=str) == sorted(expected, key=str)
+    assert not [s for s in shapes if s[0] == "in" and s[4] == "0.0.0.0/0"]
+    for res in run.of_type(INSTANCE):
+        assert inputs(res)["vpcSecurityGroupIds"] == [f"{CLUSTER}-nodes-id"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Instances
+
+
+def test_instances_require_imdsv2_encrypt_gp3_and_are_tagged(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=2, rootVolumeSize="40",
+                     workerInstanceType="t3.large")
+
+    for name, res in instances(run).items():
+        values = inputs(res)
+        assert values["metadataOptions"] == {
+            "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 2,
+        }
+        assert values["rootBlockDevice"] == {
+            "volumeType": "gp3", "volumeSize": 40, "encrypted": True, "deleteOnTermination": True,
+        }
+        role = "master" if name == MASTER else "worker"
+        assert values["tags"] == {"Name": name, "kubeadm-cluster": CLUSTER, "role": role}
+        assert values["instanceType"] == ("t3.medium" if role == "master" else "t3.large")
+        assert values["keyName"] == f"{CLUSTER}-key"
+        assert "userData" not in values
+
+
+def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_aws(run_components, workers=1)
+    hosts = wired.hosts
+
+    eip = run.of_type("aws:ec2/eip:Eip")[0]
+    assert inputs(eip)["domain"] == "vpc"
+    association = run.of_type("aws:ec2/eipAssociation:EipAssociation")[0]
+    assert inputs(association) == {
+        "instanceId": f"{MASTER}-id", "allocationId": f"eipalloc-{MASTER}-eip",
+    }
+    assert run.depends_on(association, eip)
+    assert run.resolve(hosts.api_endpoint) == f"{FAKE_EIP}:6443"
+    assert run.resolve(hosts.master_public_ip) == FAKE_EIP
+    assert run.resolve(hosts.app_host) == FAKE_EIP
+    assert [run.resolve(s) for s in hosts.cert_sans] == [
+        FAKE_EIP, "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com",
+    ]
+    assert (hosts.profile, hosts.cni) == ("host", "flannel")
+    assert hosts.install is not None and hosts.install.login_user == "ubuntu"
+    assert hosts.install.package_source == "docker"
+
+    # Every master step reaches the Elastic IP, only after it is associated; workers use
+    # their own public IP.
+    on_worker = {f"{worker(0)}-{s}" for s in ("preflight", "install-runtime",
+                                               "install-kubeadm", "join")}
+    for res in run.of_type(COMMAND):
+        on_master = res.name not in on_worker
+        host = inputs(res)["connection"]["host"]
+        assert host == (FAKE_EIP if on_master else WORKER_PUBLIC_IP), res.name
+        if on_master:
+            assert run.depends_on(res, association), res.name
+    assert run.resolve(hosts.ssh_commands[MASTER]) == \
+        f"ssh -i {CLUSTER}-ssh.key ubuntu@{FAKE_EIP}"
+    assert run.resolve(hosts.ssh_commands[worker(0)]) == \
+        f"ssh -i {CLUSTER}-ssh.key ubuntu@{WORKER_PUBLIC_IP}"
+
+
+def test_ami_is_the_latest_canonical_ubuntu_noble_and_never_churns(
+    run_components: ComponentRunner, invokes: list[pulumi.runtime.MockCallArgs]
+) -> None:
+    run, _ = run_aws(run_components, workers=2)
+
+    lookups = [c for c in invokes if c.token == GET_AMI]
+    assert len(lookups) == 1  # one per architecture, shared by every node
+    call = lookups[0]
+    assert call.args["owners"] == [CANONICAL_OWNER_ID]
+    assert call.args["mostRecent"] is True
+    assert ami_filters(call) == {
+        "name": ["ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*"],
+        "virtualization-type": ["hvm"],
+        "architecture": ["x86_64"],
+    }
+    for res in run.of_type(INSTANCE):
+        assert inputs(res)["ami"] == AMI_X86
+        # A newer Ubuntu image next week must not replace running nodes.
+        assert res.ignore_changes == ["ami"]
+
+
+def test_graviton_instance_types_get_arm64_images(
+    run_components: ComponentRunner, invokes: list[pulumi.runtime.MockCallArgs]
+) -> None:
+    run, _ = run_aws(run_components, workers=1, masterInstanceType="t3.medium",
+                     workerInstanceType="m7g.large")
+
+    by_arch = {ami_filters(c)["architecture"][0]: ami_filters(c)
+               for c in invokes if c.token == GET_AMI}
+    assert set(by_arch) == {"x86_64", "arm64"}
+    assert by_arch["arm64"]["name"] == [
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"
+    ]
+    nodes = instances(run)
+    assert inputs(nodes[MASTER])["ami"] == AMI_X86
+    assert inputs(nodes[worker(0)])["ami"] == AMI_ARM
+
+
+def test_ami_override_skips_the_lookup(
+    run_components: ComponentRunner, invokes: list[pulumi.runtime.MockCallArgs]
+) -> None:
+    run, _ = run_aws(run_components, workers=1, ami="ami-0123456789abcdef0")
+
+    assert not [c for c in invokes if c.token == GET_AMI]
+    assert {inputs(r)["ami"] for r in run.of_type(INSTANCE)} == {"ami-0123456789abcdef0"}
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeadm steps on these hosts
+
+
+def test_each_worker_joins_after_init_and_its_own_install_only(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=3)
+
+    init = run.named(f"{MASTER}-init")
+    assert run.depends_on(init, run.named(f"{MASTER}-install-kubeadm"))
+    assert run.depends_on(init, run.named(MASTER))
+    for i in range(3):
+        join = run.named(f"{worker(i)}-join")
+        assert run.depends_on(join, init)
+        assert run.depends_on(join, run.named(f"{worker(i)}-install-kubeadm"))
+        assert run.depends_on(join, run.named(worker(i)))  # the instance itself
+        for j in range(3):
+            if j != i:
+                assert not run.depends_on(join, run.named(f"{worker(j)}-install-kubeadm"))
+                assert not run.depends_on(join, run.named(worker(j)))
+    installs = [r for r in run.of_type(COMMAND)
+                if r.name.endswith(("-preflight", "-install-runtime", "-install-kubeadm"))]
+    assert len(installs) == 3 * 4
+    assert not [r.name for r in installs if run.depends_on(r, init)]
+
+
+def test_each_worker_is_drained_and_deleted_before_it_goes(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=2)
+
+    for i in range(2):
+        drain = run.named(f"{worker(i)}-drain")
+        delete = inputs(drain)["delete"]
+        assert f"drain {worker(i)}" in delete
+        assert f"delete node {worker(i)}" in delete
+        assert delete.index(f"drain {worker(i)}") < delete.index(f"delete node {worker(i)}")
+        assert drain.delete_before_replace is True
+        assert inputs(drain)["connection"]["host"] == FAKE_EIP  # runs on the master
+        assert run.depends_on(drain, run.named(f"{worker(i)}-join"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys and secrets
+
+
+def test_generated_key_pair_is_secret_everywhere(run_components: ComponentRunner) -> None:
+    run, wired = run_aws(run_components, workers=1)
+
+    key = run.of_type("tls:index/privateKey:PrivateKey")
+    assert len(key) == 1 and inputs(key[0]) == {"algorithm": "ED25519"}
+    assert inputs(run.of_type("aws:ec2/keyPair:KeyPair")[0])["publicKey"] == FAKE_PUBLIC_KEY
+    assert wired.hosts.ssh_private_key is not None
+    assert run.is_secret(wired.hosts.ssh_private_key)
+    assert run.resolve(wired.hosts.ssh_private_key) == FAKE_PRIVATE_KEY
+    assert run.is_secret(wired.cluster.kubeconfig)
+    for res in run.of_type(COMMAND):
+        assert inputs(res)["connection"]["privateKey"] == FAKE_PRIVATE_KEY
+        assert "connection" in res.secret_inputs, res.name
+    for i in range(1):
+        token = run.named(f"{worker(i)}-join-token")
+        assert "stdout" in token.additional_secret_outputs
+        assert inputs(token)["logging"] == "none"
+        assert "stdin" in run.named(f"{worker(i)}-join").secret_inputs
+
+
+def test_user_supplied_key_pair_with_private_key(run_components: ComponentRunner) -> None:
+    user_key = FAKE_PRIVATE_KEY.replace("ZmFrZQ==", "dXNlcg==")
+    run, wired = run_aws(run_components, workers=1, sshPublicKey=FAKE_PUBLIC_KEY,
+                         sshPrivateKey=user_key)
+
+    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    assert inputs(run.of_type("aws:ec2/keyPair:KeyPair")[0])["publicKey"] == FAKE_PUBLIC_KEY
+    assert wired.hosts.ssh_private_key is None  # the user's own key is not exported again
+    for res in run.of_type(COMMAND):
+        assert inputs(res)["connection"]["privateKey"] == user_key
+        assert "connection" in res.secret_inputs
+    assert run.resolve(wired.hosts.ssh_commands[MASTER]) == f"ssh ubuntu@{FAKE_EIP}"
+
+
+def test_user_supplied_public_key_alone_uses_the_ssh_agent(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_aws(run_components, workers=1, sshPublicKey=FAKE_PUBLIC_KEY)
+
+    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    assert wired.hosts.ssh_private_key is None
+    for res in run.of_type(COMMAND):
+        assert "privateKey" not in inputs(res)["connection"]
+
+
+# ---------------------------------------------------------------------------------------------
+# No churn
+
+
+def test_scale_out_leaves_existing_nodes_untouched(run_components: ComponentRunner) -> None:
+    before, _ = run_aws(run_components, workers=2)
+    after, _ = run_aws(run_components, workers=3)
+
+    old = {res.urn: res for res in before.resources}
+    new = {res.urn: res for res in after.resources}
+    assert set(old) <= set(new)
+    changed = {
+        old[urn].name for urn in old
+        if (old[urn].inputs, old[urn].secret_inputs, old[urn].ignore_changes)
+        != (new[urn].inputs, new[urn].secret_inputs, new[urn].ignore_changes)
+    }
+    # Only the readiness gate, which lists the expected nodes, may change.
+    assert changed == {f"{CLUSTER}-ready"}
+    added = {new[urn].name for urn in set(new) - set(old)}
+    assert added == {worker(2), *(f"{worker(2)}-{s}" for s in WORKER_STEPS)}
+    for name in (MASTER, worker(0), worker(1)):
+        assert before.named(name).inputs == after.named(name).inputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Private workers
+
+
+def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_aws(run_components, workers=2, privateWorkers="true")
+
+    private = "10.0.2.0/24"
+    subnets = {inputs(r)["cidrBlock"]: inputs(r) for r in run.of_type("aws:ec2/subnet:Subnet")}
+    assert subnets[private]["mapPublicIpOnLaunch"] is False
+    assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    tables = [inputs(r) for r in run.of_type("aws:ec2/routeTable:RouteTable")]
+    assert {"cidrBlock": "0.0.0.0/0", "natGatewayId": f"{CLUSTER}-nat-id"} in \
+        [route for table in tables for route in table["routes"]]
+
+    nodes = instances(run)
+    assert inputs(nodes[MASTER])["privateIp"] == node_ip(SUBNET, 0)
+    association = run.of_type("aws:ec2/eipAssociation:EipAssociation")[0]
+    for i in range(2):
+        values = inputs(nodes[worker(i)])
+        assert values["privateIp"] == node_ip(private, i + 1)
+        assert values["subnetId"] == f"{CLUSTER}-private-id"
+        join = run.named(f"{worker(i)}-join")
+        connection = inputs(join)["connection"]
+        assert connection["host"] == node_ip(private, i + 1)
+        assert connection["proxy"]["host"] == FAKE_EIP
+        assert connection["proxy"]["privateKey"] == FAKE_PRIVATE_KEY
+        assert run.depends_on(join, association)
+        command = run.resolve(wired.hosts.ssh_commands[worker(i)])
+        assert command.endswith(f"ubuntu@{node_ip(private, i + 1)}")
+        assert f"-W %h:%p ubuntu@{FAKE_EIP}" in command
