@@ -544,6 +544,10 @@ def parse_local(values: Mapping[str, object], cluster: ClusterConfig) -> LocalCo
     port = optional(values, "apiServerPort",
                     lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443)
     first, last = optional(values, "localNodePorts", parse_port_range, (30080, 30089))
+    if first <= port <= last:
+        raise ConfigError("apiServerPort", port,
+                          f"a port outside localNodePorts {first}-{last} (both are published on "
+                          "127.0.0.1)")
     return LocalConfig(node_image, network, port, first, last)
 
 

@@ -134,6 +134,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
      "room for 6 node addresses"),
     ("dev", {"apiServerPort": "80"}, "apiServerPort", "from 1024 to 65535"),
     ("dev", {"apiServerPort": "http"}, "apiServerPort", "a whole number"),
+    ("dev", {"apiServerPort": "30085"}, "apiServerPort", "a port outside localNodePorts"),
     ("dev", {"nodeImage": "kindest/node:v1.30.8"}, "nodeImage", "matches kubernetesVersion 1.31"),
     ("dev", {"nodeImage": "kindest/node:latest"}, "nodeImage", "other than latest"),
     ("dev", {"localNodePorts": "30000-31000"}, "localNodePorts", "at most 100 ports"),

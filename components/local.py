@@ -1,0 +1,232 @@
+"""The local target: a Docker network with a fixed subnet and one kind-node container per node.
+
+Each node container is run the way kind runs one (kubernetes-sigs/kind,
+pkg/cluster/internal/providers/docker/provision.go): privileged, seccomp and AppArmor
+unconfined, tmpfs on /tmp and /run, an anonymous volume on /var, /lib/modules read-only, a
+private cgroup namespace, restart on-failure:1, no docker-init, and a TTY so that systemd's
+boot messages reach `docker logs`. The kind image ships containerd, kubeadm, kubelet and the
+preloaded images, so no install step runs; the kubeadm steps reach a node with `docker exec -i`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+
+from components.config import PROJECT, LocalConfig, StackConfig, node_ip
+from components.kubeadm import ADMIN_KUBECONFIG, ClusterNode, Cni, NodeInstall, NodeProfile
+from components.transport import DockerExecTransport
+
+API_SERVER_PORT_IN_NODE = 6443
+LOOPBACK = "127.0.0.1"
+LABEL_CLUSTER = f"{PROJECT}.cluster"
+LABEL_ROLE = f"{PROJECT}.role"
+# kind's own readiness pattern (pkg/cluster/internal/providers/common/cgroups.go): systemd
+# reached multi-user, or, on a cgroup v1 host, the image's entrypoint has set up cgroups.
+SYSTEMD_READY_PATTERN = "Reached target .*Multi-User System|detected cgroup v1"
+SYSTEMD_WAIT_SECONDS = 60
+
+# Fields this program never sets whose value the engine reports back differently across
+# Docker versions and daemon.json settings (a network mode of "default" vs "bridge", log
+# options from daemon.json). After a refresh they would otherwise read as a change, and every
+# container field forces replacement: a lost cluster for nothing.
+CONTAINER_IGNORE_CHANGES = ["networkMode", "logDriver", "logOpts"]
+
+
+def systemd_wait_command(container: str, seconds: int = SYSTEMD_WAIT_SECONDS) -> str:
+    """A POSIX sh command that returns once `container`'s systemd is up, as kind waits.
+
+    It polls `docker logs` for kind's pattern, fails at once with the last log lines if the
+    container stopped, and fails after `seconds` with one line naming the container.
+    """
+    name = shlex.quote(container)
+    pattern = shlex.quote(SYSTEMD_READY_PATTERN)
+    return (
+        f"deadline=$(( $(date +%s) + {seconds} )); "
+        f"until docker logs {name} 2>&1 | grep -Eq {pattern}; do "
+        f"running=$(docker inspect -f '{{{{.State.Running}}}}' {name} 2>/dev/null); "
+        'if [ "$running" != true ]; then '
+        f"docker logs --tail 20 {name} >&2 2>&1; "
+        f"echo \"error: node container {container} is not running (its last log lines are "
+        f'above)" >&2; exit 1; fi; '
+        f'if [ "$(date +%s)" -ge "$deadline" ]; then '
+        f'echo "error: node container {container}: systemd did not reach the multi-user '
+        f'target within {seconds}s (see: docker logs {container})" >&2; exit 1; fi; '
+        "sleep 1; done"
+    )
+
+
+@dataclass(frozen=True)
+class LocalHostsArgs:
+    config: StackConfig
+
+
+class LocalHosts(pulumi.ComponentResource):
+    """Kind-node containers on a Docker network with a fixed subnet: the local ClusterHosts."""
+
+    # ClusterHosts (components/kubeadm.py), with its exact types.
+    master: ClusterNode
+    workers: Sequence[ClusterNode]
+    api_endpoint: pulumi.Input[str]
+    cert_sans: Sequence[pulumi.Input[str]]
+    app_host: pulumi.Input[str]
+    install: NodeInstall | None
+    profile: NodeProfile
+    cni: Cni
+    node_private_ips: dict[str, str]
+    container_names: list[str]
+    network_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LocalHostsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kubeadm-cluster:local:LocalHosts", name, None, opts)
+        config = args.config
+        if config.local is None:
+            raise ValueError("LocalHosts needs a stack with target: local")
+        local: LocalConfig = config.local
+        child = pulumi.ResourceOptions(parent=self)
+
+        image = docker.RemoteImage(
+            f"{name}-node-image",
+            name=local.node_image,
+            keep_locally=True,
+            opts=child,
+        )
+        network = docker.Network(
+            f"{name}-network",
+            name=config.cluster_name,
+            driver="bridge",
+            ipam_configs=[
+                docker.NetworkIpamConfigArgs(
+                    subnet=local.network_cidr, gateway=gateway_ip(local.network_cidr)
+                )
+            ],
+            labels=[docker.NetworkLabelArgs(label=LABEL_CLUSTER, value=config.cluster_name)],
+            # A fixed name and subnet: a replacement cannot exist next to the old network.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.network_name = network.name
+
+        names = [config.master_name, *config.worker_names]
+        self.node_private_ips = {
+            node: node_ip(local.network_cidr, index) for index, node in enumerate(names)
+        }
+        self.container_names = names
+
+        nodes = [
+            self._node(config, local, node, image, network, is_master=index == 0)
+            for index, node in enumerate(names)
+        ]
+        self.master, self.workers = nodes[0], nodes[1:]
+        self.api_endpoint = f"{LOOPBACK}:{local.api_server_port}"
+        self.cert_sans = [LOOPBACK, "localhost"]
+        self.app_host = LOOPBACK
+        self.install = None  # the kind image ships containerd, kubeadm and kubelet
+        self.profile = "kind"
+        # The image's bundled kindnet (/kind/manifests/default-cni.yaml): it is already in the
+        # image, so it works offline, and it is the CNI each kind image is released and tested
+        # with. EC2 hosts have no such manifest and use flannel, fetched at init.
+        self.cni = "kind"
+
+        self.register_outputs(
+            {
+                "apiEndpoint": self.api_endpoint,
+                "networkName": self.network_name,
+                "nodePrivateIps": self.node_private_ips,
+                "containerNames": self.container_names,
+            }
+        )
+
+    def _node(
+        self,
+        config: StackConfig,
+        local: LocalConfig,
+        name: str,
+        image: docker.RemoteImage,
+        network: docker.Network,
+        is_master: bool,
+    ) -> ClusterNode:
+        ip = self.node_private_ips[name]
+        container = docker.Container(
+            name,
+            name=name,
+            hostname=name,
+            image=image.image_id,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=network.name, ipv4_address=ip)
+            ],
+            privileged=True,
+            security_opts=["seccomp=unconfined", "apparmor=unconfined"],
+            tmpfs={"/tmp": "", "/run": ""},
+            volumes=[
+                docker.ContainerVolumeArgs(container_path="/var"),
+                docker.ContainerVolumeArgs(
+                    host_path="/lib/modules", container_path="/lib/modules", read_only=True
+                ),
+            ],
+            cgroupns_mode="private",
+            restart="on-failure",
+            max_retry_count=1,
+            init=False,
+            # As kind does (--tty): without a TTY systemd prints nothing to `docker logs`,
+            # and the systemd wait below would never see its line.
+            tty=True,
+            labels=[
+                docker.ContainerLabelArgs(label=LABEL_CLUSTER, value=config.cluster_name),
+                docker.ContainerLabelArgs(
+                    label=LABEL_ROLE, value="control-plane" if is_master else "worker"
+                ),
+            ],
+            envs=[f"KUBECONFIG={ADMIN_KUBECONFIG}"] if is_master else None,
+            ports=master_ports(local) if is_master else None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Fixed name, IP and host ports: the old container must go first.
+                delete_before_replace=True,
+                ignore_changes=CONTAINER_IGNORE_CHANGES,
+            ),
+        )
+        systemd = command.local.Command(
+            f"{name}-systemd",
+            create=systemd_wait_command(name),
+            triggers=[container.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
+        )
+        return ClusterNode(
+            name=name,
+            private_ip=ip,
+            transport=DockerExecTransport(name),
+            depends_on=[systemd],
+            identity=container.id,
+        )
+
+
+def gateway_ip(cidr: str) -> str:
+    """The network's first host address: the bridge's gateway (node addresses start at +10)."""
+    return str(next(ipaddress.ip_network(cidr).hosts()))
+
+
+def master_ports(local: LocalConfig) -> list[docker.ContainerPortArgs]:
+    """The API server and every configured NodePort, on 127.0.0.1 only.
+
+    All NodePorts are published when the node is created, so adding or changing an app never
+    touches the container. Sorted by internal port, as the provider reads ports back.
+    """
+    api = docker.ContainerPortArgs(
+        internal=API_SERVER_PORT_IN_NODE,
+        external=local.api_server_port,
+        ip=LOOPBACK,
+        protocol="tcp",
+    )
+    node_ports = [
+        docker.ContainerPortArgs(internal=port, external=port, ip=LOOPBACK, protocol="tcp")
+        for port in local.node_ports
+    ]
+    return [api, *node_ports]

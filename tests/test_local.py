@@ -1,0 +1,358 @@
+"""LocalHosts under Pulumi mocks, wired to KubeadmCluster as __main__.py wires them (stack dev)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import pytest
+import yaml
+from pulumi.runtime import rpc
+
+from components.config import load_stack_config
+from components.kubeadm import KubeadmCluster, KubeadmClusterArgs, drain_command
+from components.local import (
+    CONTAINER_IGNORE_CHANGES,
+    SYSTEMD_READY_PATTERN,
+    LocalHosts,
+    LocalHostsArgs,
+    systemd_wait_command,
+)
+from tests.conftest import ComponentRunner, ProgramRun, Registration
+
+MASTER = "kubeadm-dev-master"
+WORKERS = ["kubeadm-dev-worker-0", "kubeadm-dev-worker-1"]
+CONTAINER = "docker:index/container:Container"
+COMMAND = "command:local:Command"
+NODE_IMAGE = (
+    "kindest/node:v1.31.4@sha256:2cb39f7295fe7eafee0842b1052a599a4fb0f8bcf3f83d96c7f4864c357c6c30"
+)
+IMAGE_ID = "sha256:" + "cd" * 32  # what the mocks report as the RemoteImage's imageId
+
+
+class Wired:
+    """What the mini program built, for assertions on component attributes."""
+
+    hosts: LocalHosts
+    cluster: KubeadmCluster
+
+
+def run_local(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramRun, Wired]:
+    wired = Wired()
+
+    def program() -> None:
+        config = load_stack_config()
+        hosts = LocalHosts(config.cluster_name, LocalHostsArgs(config))
+        wired.hosts = hosts
+        wired.cluster = KubeadmCluster(
+            config.cluster_name,
+            KubeadmClusterArgs(
+                cluster=config.cluster,
+                master=hosts.master,
+                workers=hosts.workers,
+                api_endpoint=hosts.api_endpoint,
+                cert_sans=hosts.cert_sans,
+                install=hosts.install,
+                profile=hosts.profile,
+                cni=hosts.cni,
+            ),
+        )
+
+    return run_components(program, stack="dev", **overrides), wired
+
+
+def plain(value: Any) -> Any:
+    """Input values with any secret wrapper removed (secretness is checked separately)."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return plain(value.get("value"))
+        return {key: plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain(inner) for inner in value]
+    return value
+
+
+def inputs(res: Registration) -> dict[str, Any]:
+    return plain(res.inputs)
+
+
+def exported_env(stdin: str) -> dict[str, str]:
+    """The `export KEY=value` preamble of a step's stdin, parsed as the shell would."""
+    env: dict[str, str] = {}
+    for line in stdin.splitlines():
+        if not line.startswith("export "):
+            break
+        key, _, value = line[len("export "):].partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@pytest.fixture(params=[0, 2], ids=["workers0", "workers2"])
+def workers(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture
+def local(run_components: ComponentRunner, workers: int) -> tuple[ProgramRun, Wired]:
+    return run_local(run_components, workers=workers)
+
+
+# -- image and network ----------------------------------------------------------------------
+
+
+def test_node_image_is_pulled_once_and_kept(local: tuple[ProgramRun, Wired]) -> None:
+    run, _ = local
+    (image,) = run.of_type("docker:index/remoteImage:RemoteImage")
+    assert inputs(image) == {"name": NODE_IMAGE, "keepLocally": True}
+
+
+def test_network_has_the_configured_subnet_and_first_host_as_gateway(
+    local: tuple[ProgramRun, Wired],
+) -> None:
+    run, wired = local
+    (network,) = run.of_type("docker:index/network:Network")
+    values = inputs(network)
+    assert values["name"] == "kubeadm-dev"
+    assert values["driver"] == "bridge"
+    assert values["ipamConfigs"] == [{"subnet": "172.30.0.0/24", "gateway": "172.30.0.1"}]
+    assert network.delete_before_replace
+    assert run.resolve(wired.hosts.network_name) == "kubeadm-dev"
+
+
+# -- node containers ------------------------------------------------------------------------
+
+
+def test_one_container_per_node_with_fixed_name_hostname_and_ip(
+    local: tuple[ProgramRun, Wired], workers: int
+) -> None:
+    run, wired = local
+    containers = {c.name: inputs(c) for c in run.of_type(CONTAINER)}
+    expected_ips = {MASTER: "172.30.0.10"} | {
+        f"kubeadm-dev-worker-{i}": f"172.30.0.{11 + i}" for i in range(workers)
+    }
+    assert set(containers) == set(expected_ips)
+    for name, ip in expected_ips.items():
+        assert containers[name]["name"] == name
+        assert containers[name]["hostname"] == name
+        assert containers[name]["image"] == IMAGE_ID
+        assert containers[name]["networksAdvanced"] == [{"name": "kubeadm-dev", "ipv4Address": ip}]
+    assert wired.hosts.node_private_ips == expected_ips
+    assert wired.hosts.container_names == list(expected_ips)
+    assert [n.name for n in wired.hosts.workers] == list(expected_ips)[1:]
+    nodes = [wired.hosts.master, *wired.hosts.workers]
+    assert {n.name: n.private_ip for n in nodes} == expected_ips
+
+
+def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) -> None:
+    run, _ = local
+    for container in run.of_type(CONTAINER):
+        values = inputs(container)
+        role = "control-plane" if container.name == MASTER else "worker"
+        assert values["privileged"] is True
+        assert values["securityOpts"] == ["seccomp=unconfined", "apparmor=unconfined"]
+        assert values["tmpfs"] == {"/tmp": "", "/run": ""}
+        assert values["volumes"] == [
+            {"containerPath": "/var"},
+            {"hostPath": "/lib/modules", "containerPath": "/lib/modules", "readOnly": True},
+        ]
+        assert values["cgroupnsMode"] == "private"
+        assert (values["restart"], values["maxRetryCount"]) == ("on-failure", 1)
+        assert values["init"] is False
+        assert values["tty"] is True  # systemd's boot lines reach `docker logs` only with a TTY
+        assert values["labels"] == [
+            {"label": "kubeadm-cluster.cluster", "value": "kubeadm-dev"},
+            {"label": "kubeadm-cluster.role", "value": role},
+        ]
+        assert container.delete_before_replace, container.name
+        assert container.ignore_changes == CONTAINER_IGNORE_CHANGES
+        # Nothing the program sets is hidden from diffs.
+        assert not set(container.ignore_changes) & set(values)
+
+
+def test_master_publishes_api_and_every_node_port_on_loopback(
+    local: tuple[ProgramRun, Wired],
+) -> None:
+    run, wired = local
+    master = inputs(run.named(MASTER))
+    assert master["envs"] == ["KUBECONFIG=/etc/kubernetes/admin.conf"]
+    expected = [{"internal": 6443, "external": 6443, "ip": "127.0.0.1", "protocol": "tcp"}] + [
+        {"internal": port, "external": port, "ip": "127.0.0.1", "protocol": "tcp"}
+        for port in range(30080, 30090)
+    ]
+    assert master["ports"] == expected
+    for worker in run.of_type(CONTAINER):
+        if worker.name != MASTER:
+            assert "ports" not in inputs(worker) and "envs" not in inputs(worker)
+    assert wired.hosts.api_endpoint == "127.0.0.1:6443"
+    assert wired.hosts.app_host == "127.0.0.1"
+    assert wired.hosts.cert_sans == ["127.0.0.1", "localhost"]
+    assert (wired.hosts.install, wired.hosts.profile, wired.hosts.cni) == (None, "kind", "kind")
+
+
+def test_api_server_port_and_node_port_range_come_from_config(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_local(
+        run_components, apiServerPort="16443", localNodePorts="31000-31002",
+        apps=[{"name": "web", "image": "nginx:1.27.3", "port": 80, "nodePort": 31001}],
+    )
+    ports = inputs(run.named(MASTER))["ports"]
+    assert [(p["internal"], p["external"]) for p in ports] == [
+        (6443, 16443), (31000, 31000), (31001, 31001), (31002, 31002),
+    ]
+    assert wired.hosts.api_endpoint == "127.0.0.1:16443"
+    kubeconfig = yaml.safe_load(run.resolve(wired.cluster.kubeconfig))
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:16443"
+
+
+# -- waiting for systemd --------------------------------------------------------------------
+
+
+def test_each_node_waits_for_systemd_before_any_step(local: tuple[ProgramRun, Wired]) -> None:
+    run, _ = local
+    containers = run.of_type(CONTAINER)
+    for container in containers:
+        wait = run.named(f"{container.name}-systemd")
+        assert inputs(wait) == {
+            "create": systemd_wait_command(container.name),
+            "triggers": [f"{container.name}-id"],  # the container's id: a new one waits again
+        }
+        assert run.depends_on(wait, container)
+        steps = [
+            r for r in run.of_type(COMMAND)
+            if r is not wait and inputs(r)["create"].startswith(
+                (f"docker exec -i {container.name} ", f"docker exec {container.name} ")
+            )
+        ]
+        assert steps
+        for step in steps:
+            assert run.depends_on(step, wait), step.name
+
+
+def test_systemd_wait_command_is_bounded_and_uses_kinds_pattern() -> None:
+    text = systemd_wait_command("kubeadm-dev-master")
+    assert SYSTEMD_READY_PATTERN == "Reached target .*Multi-User System|detected cgroup v1"
+    assert f"docker logs kubeadm-dev-master 2>&1 | grep -Eq {shlex.quote(SYSTEMD_READY_PATTERN)}" \
+        in text
+    assert "+ 60 ))" in text
+    assert "systemd did not reach the multi-user target within 60s" in text
+    assert "+ 5 ))" in systemd_wait_command("x", seconds=5)
+
+
+# -- the kubeadm steps through docker exec --------------------------------------------------
+
+
+def test_steps_use_the_exact_docker_exec_commands(
+    local: tuple[ProgramRun, Wired], workers: int
+) -> None:
+    run, _ = local
+    script_on_master = f"docker exec -i {MASTER} bash -s"
+    for name in (f"{MASTER}-init", "kubeadm-dev-ready"):
+        values = inputs(run.named(name))
+        assert values["create"] == script_on_master
+        assert "delete" not in values
+        assert values["stdin"].startswith("export ")
+    kubeconfig = inputs(run.named("kubeadm-dev-kubeconfig"))
+    assert kubeconfig["create"] == f"docker exec {MASTER} sh -c 'cat /etc/kubernetes/admin.conf'"
+    assert "stdin" not in kubeconfig
+    for worker in WORKERS[:workers]:
+        token = inputs(run.named(f"{worker}-join-token"))
+        assert token["create"] == script_on_master
+        join = inputs(run.named(f"{worker}-join"))
+        assert join["create"] == f"docker exec -i {worker} bash -s"
+        assert "delete" not in join
+        drain = inputs(run.named(f"{worker}-drain"))
+        get_node = f"kubectl --kubeconfig=/etc/kubernetes/admin.conf get node {worker} -o name"
+        assert drain["create"] == f"docker exec {MASTER} sh -c {shlex.quote(get_node)}"
+        assert drain["delete"] == f"docker exec {MASTER} sh -c {shlex.quote(drain_command(worker))}"
+        assert " -i " not in drain["delete"]  # a delete never reads the replayed stdin
+        assert "stdin" not in drain
+        assert run.named(f"{worker}-drain").delete_before_replace
+
+
+def test_step_order_without_install_steps(local: tuple[ProgramRun, Wired], workers: int) -> None:
+    run, _ = local
+    names = {r.name for r in run.of_type(COMMAND)}
+    assert not {n for n in names if re.search(r"preflight|install", n)}
+    init = run.named(f"{MASTER}-init")
+    ready = run.named("kubeadm-dev-ready")
+    assert run.depends_on(init, run.named(f"{MASTER}-systemd"))
+    assert run.depends_on(ready, init)
+    assert run.depends_on(run.named("kubeadm-dev-kubeconfig"), init)
+    for worker in WORKERS[:workers]:
+        token, join = run.named(f"{worker}-join-token"), run.named(f"{worker}-join")
+        drain = run.named(f"{worker}-drain")
+        assert run.depends_on(token, init)
+        assert run.depends_on(join, token)
+        assert run.depends_on(join, run.named(f"{worker}-systemd"))
+        assert run.depends_on(ready, join)
+        assert run.depends_on(drain, join)
+    expected_nodes = " ".join([MASTER, *WORKERS[:workers]])
+    assert exported_env(inputs(ready)["stdin"])["EXPECTED_NODES"] == expected_nodes
+
+
+def test_init_env_is_kinds(local: tuple[ProgramRun, Wired], workers: int) -> None:
+    run, _ = local
+    env = exported_env(inputs(run.named(f"{MASTER}-init"))["stdin"])
+    assert env["NODE_NAME"] == MASTER
+    assert env["ADVERTISE_ADDRESS"] == "172.30.0.10"
+    assert env["CERT_SANS"] == "127.0.0.1,localhost"
+    assert env["NODE_PROFILE"] == "kind"
+    assert env["CNI"] == "kind"
+    # A lone control-plane node must take workloads; with workers it keeps its taint.
+    assert env["UNTAINT_CONTROL_PLANE"] == ("true" if workers == 0 else "false")
+    assert run.resolve(inputs(run.named(f"{MASTER}-init"))["triggers"]) == [f"{MASTER}-id"]
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_kubeconfig_is_secret_and_points_at_the_published_port(
+    local: tuple[ProgramRun, Wired],
+) -> None:
+    run, wired = local
+    assert run.is_secret(wired.cluster.kubeconfig)
+    kubeconfig = yaml.safe_load(run.resolve(wired.cluster.kubeconfig))
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    fetch = run.named("kubeadm-dev-kubeconfig")
+    assert "stdout" in fetch.additional_secret_outputs
+    assert inputs(fetch)["logging"] == "none"
+
+
+def test_join_tokens_are_secret_and_never_logged(
+    local: tuple[ProgramRun, Wired], workers: int
+) -> None:
+    run, _ = local
+    for worker in WORKERS[:workers]:
+        token = run.named(f"{worker}-join-token")
+        assert "stdout" in token.additional_secret_outputs
+        assert inputs(token)["logging"] == "none"
+        join = run.named(f"{worker}-join")
+        assert "stdin" in join.secret_inputs
+        assert "--discovery-token-ca-cert-hash sha256:" in inputs(join)["stdin"]
+
+
+# -- scale out ------------------------------------------------------------------------------
+
+
+def test_scale_out_leaves_the_master_untouched(run_components: ComponentRunner) -> None:
+    one, _ = run_local(run_components, workers=0)
+    three, _ = run_local(run_components, workers=2)
+    for name in (MASTER, f"{MASTER}-systemd", "kubeadm-dev-network", "kubeadm-dev-node-image"):
+        before, after = one.named(name), three.named(name)
+        assert repr(before.inputs) == repr(after.inputs), name
+        assert before.dependencies == after.dependencies, name
+        assert (before.delete_before_replace, before.ignore_changes) == (
+            after.delete_before_replace, after.ignore_changes
+        )
+    assert len(three.of_type(CONTAINER)) == 3
+
+
+def test_a_stack_without_local_config_is_refused(run_components: ComponentRunner) -> None:
+    def program() -> None:
+        config = load_stack_config()
+        LocalHosts(config.cluster_name, LocalHostsArgs(config))
+
+    with pytest.raises(ValueError, match="target: local"):
+        run_components(program, stack="aws")
