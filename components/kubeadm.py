@@ -7,7 +7,8 @@ Step graph (each arrow is a dependency):
     master install -> init -> kubeconfig
     init -> join-token(worker) ; worker install + join-token(worker) -> join(worker)
     join(worker) -> drain(worker)         (drain's delete drains and removes the Node first)
-    init + every join -> ready            (the readiness gate workloads depend on)
+    init -> control-plane-scheduling     (untainted while the master is the only node)
+    init + scheduling + every join -> ready    (the readiness gate workloads depend on)
 
 Master steps never see the worker count, so scaling out leaves their inputs unchanged; each
 worker's steps depend only on the master's init and on that worker's own host.
@@ -102,6 +103,22 @@ def drain_command(node_name: str) -> str:
     )
 
 
+def control_plane_scheduling_command(master_name: str, has_workers: bool) -> str:
+    """Apps may run on the control-plane node only while it is the only node.
+
+    A step of its own, not part of init: the worker count must never reach the master's init
+    inputs, or scaling out would re-run init on the master.
+    """
+    node = shlex.quote(master_name)
+    taint = "node-role.kubernetes.io/control-plane"
+    if has_workers:
+        return f"{KUBECTL} taint nodes {node} {taint}=:NoSchedule --overwrite"
+    return (
+        f"if {KUBECTL} get node {node} -o jsonpath='{{.spec.taints[*].key}}' | grep -qw {taint}; "
+        f"then {KUBECTL} taint nodes {node} {taint}:NoSchedule-; fi"
+    )
+
+
 def kubeconfig_with_server(admin_conf: str, endpoint: str) -> str:
     """admin.conf with its cluster server pointed at `endpoint` (host:port)."""
     return re.sub(r"(?m)^(\s*server:\s*)https://\S+$", rf"\g<1>https://{endpoint}", admin_conf)
@@ -130,6 +147,12 @@ class KubeadmCluster(pulumi.ComponentResource):
         )
 
         joins = [self._join(worker, init) for worker in args.workers]
+        scheduling = self._run(
+            args.master,
+            f"{name}-control-plane-scheduling",
+            Step(inline=control_plane_scheduling_command(args.master.name, bool(args.workers))),
+            [init],
+        )
 
         self.node_names = [args.master.name, *(worker.name for worker in args.workers)]
         self.ready = self._run(
@@ -142,7 +165,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "READY_TIMEOUT_SECONDS": str(READY_TIMEOUT_SECONDS),
                 },
             ),
-            [init, *joins],
+            [init, scheduling, *joins],
         )
 
         admin_conf = self._run(
@@ -213,7 +236,6 @@ class KubeadmCluster(pulumi.ComponentResource):
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.profile,
             "CNI": args.cni,
-            "UNTAINT_CONTROL_PLANE": "true" if not args.workers else "false",
             **args.extra_master_env,
         }
 

@@ -128,7 +128,7 @@ def test_one_instance_and_one_step_chain_per_node(
     worker_names = [worker(i) for i in range(workers)]
     assert set(instances(run)) == {MASTER, *worker_names}
     expected_steps = {f"{MASTER}-{s}" for s in MASTER_STEPS} | {
-        f"{CLUSTER}-ready", f"{CLUSTER}-kubeconfig"
+        f"{CLUSTER}-ready", f"{CLUSTER}-kubeconfig", f"{CLUSTER}-control-plane-scheduling"
     } | {f"{name}-{s}" for name in worker_names for s in WORKER_STEPS}
     assert {res.name for res in run.of_type(COMMAND)} == expected_steps
     assert len(run.of_type("aws:ec2/eip:Eip")) == 1

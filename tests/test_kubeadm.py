@@ -66,7 +66,8 @@ def test_steps_for_each_node(run_components: ComponentRunner, workers: int) -> N
     master = "kubeadm-aws-master"
     expected = {f"{master}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
                                            "init")}
-    expected |= {"kubeadm-aws-ready", "kubeadm-aws-kubeconfig"}
+    expected |= {"kubeadm-aws-ready", "kubeadm-aws-kubeconfig",
+                 "kubeadm-aws-control-plane-scheduling"}
     for i in range(workers):
         worker = f"kubeadm-aws-worker-{i}"
         expected |= {f"{worker}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
@@ -148,16 +149,23 @@ def test_init_inputs(run_components: ComponentRunner) -> None:
         "export NODE_NAME=kubeadm-aws-master",
         "export POD_CIDR=10.244.0.0/16",
         "export SERVICE_CIDR=10.96.0.0/12",
-        "export UNTAINT_CONTROL_PLANE=false",
     ):
         assert line + "\n" in stdin
     assert "kubeadm init" in stdin
 
 
 def test_single_node_untaints_the_control_plane(run_components: ComponentRunner) -> None:
-    run = run_cluster(run_components, 0)
-    assert "export UNTAINT_CONTROL_PLANE=true\n" in run.named("kubeadm-aws-master-init").inputs[
-        "stdin"]
+    step = run_cluster(run_components, 0).named("kubeadm-aws-control-plane-scheduling")
+    assert "taint nodes kubeadm-aws-master node-role.kubernetes.io/control-plane:NoSchedule-" \
+        in step.inputs["create"]
+    step = run_cluster(run_components, 2).named("kubeadm-aws-control-plane-scheduling")
+    assert "node-role.kubernetes.io/control-plane=:NoSchedule --overwrite" in step.inputs["create"]
+
+
+def test_worker_count_never_reaches_the_master_init(run_components: ComponentRunner) -> None:
+    inits = {run_cluster(run_components, n).named("kubeadm-aws-master-init").inputs["stdin"]
+             for n in (0, 1, 4)}
+    assert len(inits) == 1
 
 
 def test_kubeconfig_is_secret_and_points_at_the_public_endpoint(

@@ -300,8 +300,11 @@ def test_init_env_is_kinds(local: tuple[ProgramRun, Wired], workers: int) -> Non
     assert env["CERT_SANS"] == "127.0.0.1,localhost"
     assert env["NODE_PROFILE"] == "kind"
     assert env["CNI"] == "kind"
+    assert "UNTAINT_CONTROL_PLANE" not in env  # the worker count never reaches init
     # A lone control-plane node must take workloads; with workers it keeps its taint.
-    assert env["UNTAINT_CONTROL_PLANE"] == ("true" if workers == 0 else "false")
+    scheduling = inputs(run.named("kubeadm-dev-control-plane-scheduling"))["create"]
+    assert scheduling.startswith(f"docker exec {MASTER} sh -c ")
+    assert ("NoSchedule-" in scheduling) == (workers == 0)
     assert run.resolve(inputs(run.named(f"{MASTER}-init"))["triggers"]) == [f"{MASTER}-id"]
 
 
