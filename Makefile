@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHELL_SCRIPTS = $(shell find components tests benchmarks policy -name '*.sh' 2>/dev/null) .ci/run
 
-.PHONY: test unit lint venv clean
+.PHONY: test unit lint venv policy-venv clean
 
 test: lint $(STAMP)
 	$(BIN)/python -m pytest
@@ -26,6 +26,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
+
+# The policy pack's own environment, for `pulumi preview --policy-pack policy`.
+policy-venv:
+	$(PYTHON) -m venv policy/venv
+	policy/venv/bin/python -m pip install -q -r policy/requirements.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .cache

@@ -277,6 +277,8 @@ class InstanceSpec:
     subnet: aws.ec2.Subnet
     private_ip: str
     after: Sequence[pulumi.Resource]
+    # False for private workers; None leaves it to the subnet (public: map on launch).
+    public_ip: bool | None = None
 
 
 def build_instance(
@@ -293,6 +295,7 @@ def build_instance(
         instance_type=spec.instance_type,
         subnet_id=spec.subnet.id,
         private_ip=spec.private_ip,
+        associate_public_ip_address=spec.public_ip,
         vpc_security_group_ids=[firewall.group.id],
         key_name=key.key_name,
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
@@ -412,6 +415,7 @@ class AwsHosts(pulumi.ComponentResource):
                 name=worker_name, role="worker", instance_type=cfg.worker_instance_type,
                 ami=ami(cfg.worker_architecture), subnet=worker_subnet,
                 private_ip=worker_ip, after=worker_routes,
+                public_ip=False if cfg.private_workers else None,
             ), firewall, key, self)
             self.node_private_ips[worker_name] = worker_ip
             if cfg.private_workers:
