@@ -70,8 +70,9 @@ def declare(run_components: ComponentRunner, container: str, step: Step) -> Decl
         DockerExecTransport(container).run("step", step, pulumi.ResourceOptions())
 
     values = plain(run_components(program, stack="dev").named("step").inputs)
-    return Declared(values["create"], values.get("stdin"), values.get("delete"),
-                    values.get("logging"))
+    return Declared(
+        values["create"], values.get("stdin"), values.get("delete"), values.get("logging")
+    )
 
 
 def sh(command: str, stdin: str | None = None, timeout: float = 120) -> Ran:
@@ -106,8 +107,11 @@ def standin_calls(machine: Machine) -> str:
 def test_script_step_prints_its_result_on_stdout(
     run_components: ComponentRunner, node: Machine
 ) -> None:
-    declared = declare(run_components, node.name, Step(
-        script="join-token.sh", env={"TOKEN_TTL": "15m"}, secret_output=True))
+    declared = declare(
+        run_components,
+        node.name,
+        Step(script="join-token.sh", env={"TOKEN_TTL": "15m"}, secret_output=True),
+    )
     assert declared.create == f"docker exec -i {node.name} bash -s"
     assert declared.stdin is not None and declared.stdin.startswith("export TOKEN_TTL=15m\n")
     assert declared.logging == "none"
@@ -125,23 +129,26 @@ def test_script_step_prints_its_result_on_stdout(
 def test_env_preamble_arrives_intact_and_a_failure_propagates(
     run_components: ComponentRunner, node: Machine
 ) -> None:
-    declared = declare(run_components, node.name, Step(
-        script="join-token.sh", env={"TOKEN_TTL": TRICKY}))
+    declared = declare(
+        run_components, node.name, Step(script="join-token.sh", env={"TOKEN_TTL": TRICKY})
+    )
 
     ran = sh(declared.create, declared.stdin)
 
     assert ran.returncode == 1
     assert ran.stdout == ""
     # The script echoes the value back in its one error line: byte for byte what was exported.
-    assert f"error: join-token.sh: TOKEN_TTL must be a duration like 15m or 1h, not '{TRICKY}'" \
+    assert (
+        f"error: join-token.sh: TOKEN_TTL must be a duration like 15m or 1h, not '{TRICKY}'"
         in ran.stderr
+    )
     assert node.rc("test ! -e /tmp/injected") == 0, "an env value was executed"
 
 
 def test_inline_step_exit_code_is_the_commands(
     run_components: ComponentRunner, node: Machine
 ) -> None:
-    declared = declare(run_components, node.name, Step(inline="echo \"it's $(hostname)\"; exit 7"))
+    declared = declare(run_components, node.name, Step(inline='echo "it\'s $(hostname)"; exit 7'))
     assert declared.stdin is None
 
     ran = sh(declared.create)
@@ -161,9 +168,15 @@ def test_a_missing_container_fails_the_step(run_components: ComponentRunner) -> 
 def test_delete_runs_inline_without_the_replayed_stdin(
     run_components: ComponentRunner, node: Machine
 ) -> None:
-    declared = declare(run_components, node.name, Step(
-        script="join-token.sh", env={"TOKEN_TTL": "15m"},
-        delete="cat; echo \"delete ran, stdin was $(wc -c </dev/stdin) bytes\""))
+    declared = declare(
+        run_components,
+        node.name,
+        Step(
+            script="join-token.sh",
+            env={"TOKEN_TTL": "15m"},
+            delete='cat; echo "delete ran, stdin was $(wc -c </dev/stdin) bytes"',
+        ),
+    )
     assert declared.delete is not None and declared.stdin is not None
     before = standin_calls(node)
 
