@@ -46,12 +46,16 @@ def env_preamble(env: Mapping[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
 
 
-def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+def render_stdin(script: str, env: Mapping[str, str]) -> str:
     """The exact text a host's shell reads: the exported inputs, then the script."""
-    body = script_text(script)
+    return env_preamble(env) + script_text(script)
+
+
+def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """`render_stdin` once every input is known."""
     keys = sorted(env)
     return pulumi.Output.all(*(env[key] for key in keys)).apply(
-        lambda values: env_preamble(dict(zip(keys, values, strict=True))) + body
+        lambda values: render_stdin(script, dict(zip(keys, values, strict=True)))
     )
 
 

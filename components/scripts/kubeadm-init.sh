@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Initialises the control plane with kubeadm (once), applies the pod network, and optionally
+# lets workloads run on the control-plane node.
+# Environment:
+#   NODE_NAME, ADVERTISE_ADDRESS, POD_CIDR, SERVICE_CIDR   required
+#   KUBERNETES_VERSION      required: 1.31 (use the installed kubeadm's patch) or 1.31.4
+#   CERT_SANS               comma-separated extra API server certificate names (may be empty)
+#   CONTROL_PLANE_ENDPOINT  optional host[:port] for the API (stable address/DNS name)
+#   CRI_SOCKET              default unix:///run/containerd/containerd.sock
+#   NODE_PROFILE            host (default) | kind (kind node container: kind's kubelet settings,
+#                           no preflight phase)
+#   CNI                     flannel (default) | kind (the node image's /kind/manifests/default-cni.yaml)
+#   FLANNEL_VERSION         default v0.26.1
+#   FLANNEL_MANIFEST_URL    default: that release's kube-flannel.yml
+#   UNTAINT_CONTROL_PLANE   true | false (default): allow workloads on the control-plane node
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=common.sh
+if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
+SCRIPT_NAME=kubeadm-init.sh
+
+KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
+ADMIN_CONF=/etc/kubernetes/admin.conf
+KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
+CNI_DIR=/etc/kubernetes/cni
+
+kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
+
+validate() {
+    require_env NODE_NAME ADVERTISE_ADDRESS POD_CIDR SERVICE_CIDR KUBERNETES_VERSION
+    local cidr name
+    for name in POD_CIDR SERVICE_CIDR; do
+        cidr=${!name}
+        [[ $cidr =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] ||
+            die "${name} must be an IPv4 CIDR like 10.244.0.0/16, not '${cidr}'"
+    done
+    [[ $ADVERTISE_ADDRESS =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+        die "ADVERTISE_ADDRESS must be an IPv4 address, not '${ADVERTISE_ADDRESS}'"
+    [[ $NODE_NAME =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
+        die "NODE_NAME must be a lowercase DNS name, not '${NODE_NAME}'"
+    [[ ${KUBERNETES_VERSION#v} =~ ^1\.[0-9]+(\.[0-9]+)?$ ]] ||
+        die "KUBERNETES_VERSION must look like 1.31 or 1.31.4, not '${KUBERNETES_VERSION}'"
+    case $NODE_PROFILE in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${NODE_PROFILE}'" ;; esac
+    case $CNI in flannel | kind) ;; *) die "CNI must be 'flannel' or 'kind', not '${CNI}'" ;; esac
+    case $UNTAINT in true | false) ;; *) die "UNTAINT_CONTROL_PLANE must be 'true' or 'false', not '${UNTAINT}'" ;; esac
+    local san
+    IFS=, read -r -a SANS <<<"${CERT_SANS:-}"
+    for san in "${SANS[@]}"; do
+        [[ $san =~ ^[A-Za-z0-9.:*-]+$ ]] || die "CERT_SANS entry '${san}' is not a DNS name or IP address"
+    done
+    if [[ -n ${CONTROL_PLANE_ENDPOINT:-} ]]; then
+        [[ $CONTROL_PLANE_ENDPOINT =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$ ]] ||
+            die "CONTROL_PLANE_ENDPOINT must be host or host:port, not '${CONTROL_PLANE_ENDPOINT}'"
+    fi
+}
+
+# The kubernetesVersion for the config: the given patch, or the installed kubeadm's own.
+resolve_versions() {
+    require_cmd kubeadm kubectl
+    KUBEADM_VERSION=$(kubeadm version -o short) || die "'kubeadm version -o short' failed"
+    [[ $KUBEADM_VERSION =~ ^v1\.([0-9]+)\.[0-9]+ ]] ||
+        die "cannot parse kubeadm's version '${KUBEADM_VERSION}'"
+    KUBEADM_MINOR=${BASH_REMATCH[1]}
+    local wanted=${KUBERNETES_VERSION#v}
+    if [[ $wanted =~ ^1\.[0-9]+$ ]]; then
+        [[ ${KUBEADM_VERSION#v} == "${wanted}."* ]] ||
+            die "KUBERNETES_VERSION ${wanted} does not match the installed kubeadm ${KUBEADM_VERSION}"
+        CLUSTER_VERSION=${KUBEADM_VERSION%%[-+]*}
+    else
+        CLUSTER_VERSION=v${wanted}
+    fi
+    if [[ $KUBEADM_MINOR -ge 31 ]]; then KUBEADM_API=kubeadm.k8s.io/v1beta4; else KUBEADM_API=kubeadm.k8s.io/v1beta3; fi
+}
+
+render_config() {
+    local san
+    cat <<EOF
+# Written by kubeadm-init.sh; kubeadm init reads it once.
+apiVersion: ${KUBEADM_API}
+kind: InitConfiguration
+bootstrapTokens:
+  - groups: ["system:bootstrappers:kubeadm:default-node-token"]
+    ttl: 15m0s
+    usages: ["signing", "authentication"]
+    description: "made by kubeadm init; expires after 15 minutes"
+localAPIEndpoint:
+  advertiseAddress: ${ADVERTISE_ADDRESS}
+  bindPort: 6443
+nodeRegistration:
+  name: "${NODE_NAME}"
+  criSocket: "${CRI_SOCKET}"
+EOF
+    if [[ $NODE_PROFILE == kind ]]; then
+        printf 'skipPhases:\n  - preflight\n'
+    fi
+    cat <<EOF
+---
+apiVersion: ${KUBEADM_API}
+kind: ClusterConfiguration
+kubernetesVersion: ${CLUSTER_VERSION}
+EOF
+    if [[ -n ${CONTROL_PLANE_ENDPOINT:-} ]]; then
+        printf 'controlPlaneEndpoint: "%s"\n' "$CONTROL_PLANE_ENDPOINT"
+    fi
+    cat <<EOF
+networking:
+  podSubnet: ${POD_CIDR}
+  serviceSubnet: ${SERVICE_CIDR}
+apiServer:
+  certSANs:
+EOF
+    local all_sans=("$ADVERTISE_ADDRESS")
+    for san in "${SANS[@]}"; do
+        [[ -n $san ]] && all_sans+=("$san")
+    done
+    printf '%s\n' "${all_sans[@]}" | awk '!seen[$0]++ { printf "    - \"%s\"\n", $0 }'
+    cat <<EOF
+---
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: systemd
+EOF
+    if [[ $NODE_PROFILE == kind ]]; then
+        cat <<EOF
+cgroupRoot: /kubelet
+failSwapOn: false
+imageGCHighThresholdPercent: 100
+evictionHard:
+  imagefs.available: "0%"
+  nodefs.available: "0%"
+  nodefs.inodesFree: "0%"
+EOF
+    fi
+}
+
+init_control_plane() {
+    local content
+    content=$(render_config)
+    write_file_if_changed "$KUBEADM_CONFIG" 0600 <<<"$content"
+    if [[ -f $ADMIN_CONF ]]; then
+        log_skip "control plane already initialised (${ADMIN_CONF} exists); not running kubeadm init"
+        if [[ $FILE_CHANGED == 1 ]]; then
+            log_warn "${KUBEADM_CONFIG} changed, but an initialised cluster is not re-initialised"
+        fi
+        return 0
+    fi
+    log_step "kubeadm init (Kubernetes ${CLUSTER_VERSION}, config ${KUBEADM_API})"
+    kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print >&2 ||
+        die "kubeadm init failed (see its output above; 'kubeadm reset -f' clears a partial init)"
+}
+
+wait_for_api() {
+    retry "API server answers" kubectl_admin get --raw=/readyz >/dev/null ||
+        die "the API server does not answer at the address in ${ADMIN_CONF}"
+}
+
+flannel_manifest() {
+    local version=${FLANNEL_VERSION:-v0.26.1}
+    [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "FLANNEL_VERSION must look like v0.26.1, not '${version}'"
+    local url=${FLANNEL_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/${version}/kube-flannel.yml}
+    local raw="${CNI_DIR}/kube-flannel-${version}.upstream.yml" out="${CNI_DIR}/kube-flannel.yml"
+    install -d -m 0755 "$CNI_DIR"
+    if [[ ! -s $raw ]]; then
+        log_step "downloading the flannel ${version} manifest"
+        download "$url" "$raw"
+    fi
+    grep -q '"Network": "[^"]*"' "$raw" || die "the flannel manifest has no net-conf.json \"Network\" to set"
+    local content
+    content=$(sed -E "s#\"Network\": \"[^\"]*\"#\"Network\": \"${POD_CIDR}\"#" "$raw")
+    write_file_if_changed "$out" 0644 <<<"$content"
+    CNI_MANIFEST=$out
+}
+
+kind_manifest() {
+    [[ -r $KIND_CNI_MANIFEST ]] || die "CNI=kind needs ${KIND_CNI_MANIFEST} (a kind node image)"
+    install -d -m 0755 "$CNI_DIR"
+    local out="${CNI_DIR}/kindnet.yml"
+    local content
+    content=$(sed -E "s#\\{\\{ *\\.PodSubnet *\\}\\}#${POD_CIDR}#g" "$KIND_CNI_MANIFEST")
+    write_file_if_changed "$out" 0644 <<<"$content"
+    CNI_MANIFEST=$out
+}
+
+apply_cni() {
+    if [[ $CNI == flannel ]]; then flannel_manifest; else kind_manifest; fi
+    log_step "applying the ${CNI} pod network (${CNI_MANIFEST})"
+    retry "kubectl apply ${CNI}" kubectl_admin apply -f "$CNI_MANIFEST" >&2 ||
+        die "applying the ${CNI} pod network manifest failed"
+}
+
+untaint() {
+    [[ $UNTAINT == true ]] || return 0
+    local taints
+    taints=$(kubectl_admin get node "$NODE_NAME" -o jsonpath='{.spec.taints[*].key}') ||
+        die "cannot read node ${NODE_NAME}'s taints"
+    if ! grep -qw 'node-role.kubernetes.io/control-plane' <<<"$taints"; then
+        log_skip "node ${NODE_NAME} has no control-plane taint"
+        return 0
+    fi
+    log_step "removing the control-plane taint from ${NODE_NAME}"
+    kubectl_admin taint nodes "$NODE_NAME" node-role.kubernetes.io/control-plane- >&2 ||
+        die "could not remove the control-plane taint from ${NODE_NAME}"
+}
+
+main() {
+    require_root
+    CRI_SOCKET=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
+    NODE_PROFILE=${NODE_PROFILE:-host}
+    CNI=${CNI:-flannel}
+    UNTAINT=${UNTAINT_CONTROL_PLANE:-false}
+    validate
+    resolve_versions
+    init_control_plane
+    wait_for_api
+    apply_cni
+    untaint
+    log_step "done"
+}
+
+main "$@" </dev/null

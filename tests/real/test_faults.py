@@ -1,0 +1,232 @@
+"""Faults injected while the node scripts run on a real Debian machine.
+
+Each ends either in success or in one clear `error:` line and a non-zero exit, with nothing
+left half-configured: an unsupported host, an unreachable package mirror, the script killed in
+the middle of installing packages, and the dpkg lock held by another process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from tests.real.machines import STANDINS, Fleet, Machine, ScriptRun
+
+pytestmark = pytest.mark.real
+
+FAKE_UNAME_DIR = "/opt/fake-uname"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+FAST_RETRIES = {"RETRY_ATTEMPTS": "3", "RETRY_DELAY": "1"}
+INSTALL_ENV = {"PACKAGE_SOURCE": "distro"}
+LOCK_SECONDS = 10
+
+# Holds dpkg's locks with fcntl (as dpkg and apt do) for LOCK_SECONDS, like a concurrent apt run.
+LOCK_HOLDER = f"""
+import fcntl, time
+handles = []
+for path in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"):
+    handle = open(path, "w")
+    fcntl.lockf(handle, fcntl.LOCK_EX)
+    handles.append(handle)
+open("/run/dpkg-lock-held", "w").close()
+time.sleep({LOCK_SECONDS})
+"""
+
+# Freeze, then kill, the process tree of the running `bash -s` script (apt-get, dpkg,
+# maintainer scripts included), the way a lost machine or an OOM kill would stop it.
+KILL_SCRIPT_TREE = r"""
+root=$(pgrep -o -f '^bash -s$')
+pids=$root
+while :; do
+    kill -STOP $pids 2>/dev/null || true
+    more=$pids
+    for pid in $pids; do more="$more $(pgrep -P "$pid" | tr '\n' ' ')"; done
+    more=$(printf '%s\n' $more | sort -un | tr '\n' ' ')
+    [ "$more" = "$(printf '%s\n' $pids | sort -un | tr '\n' ' ')" ] && break
+    pids=$more
+done
+kill -KILL $pids
+echo "$pids"
+"""
+
+
+def assert_one_clear_error(run: ScriptRun, *fragments: str) -> None:
+    assert run.returncode != 0, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
+    for fragment in fragments:
+        assert fragment in run.error_lines[0], run.describe()
+
+
+PREFLIGHT_FILES = ("/etc/sysctl.d/99-kubernetes.conf", "/etc/modules-load.d/kubernetes.conf")
+RUNTIME_FILES = ("/etc/containerd/config.toml", "/etc/docker/daemon.json")
+
+
+def assert_absent(machine: Machine, paths: tuple[str, ...]) -> None:
+    leftovers = machine.sh(f"ls -d {' '.join(paths)} 2>/dev/null || true")
+    assert leftovers.strip() == "", "left half-configured"
+
+
+@pytest.fixture(scope="module")
+def machine(fleet: Fleet) -> Machine:
+    machine = fleet.start("faults")
+    machine.sh(f"mkdir -p {FAKE_UNAME_DIR}")
+    machine.put(STANDINS / "uname", f"{FAKE_UNAME_DIR}/uname")
+    return machine
+
+
+def fake_uname_env(arch: str = "", kernel: str = "") -> dict[str, str]:
+    env = {"PATH": f"{FAKE_UNAME_DIR}:{SYSTEM_PATH}"}
+    if arch:
+        env["FAKE_UNAME_M"] = arch
+    if kernel:
+        env["FAKE_UNAME_R"] = kernel
+    return env
+
+
+def test_unsupported_architecture_is_refused(machine: Machine) -> None:
+    run = machine.run_script("preflight.sh", fake_uname_env(arch="armv7l"))
+    assert_one_clear_error(run, "unsupported architecture 'armv7l'")
+    assert_absent(machine, PREFLIGHT_FILES)
+
+
+def test_old_kernel_is_refused(machine: Machine) -> None:
+    run = machine.run_script("preflight.sh", fake_uname_env(kernel="3.2.0-4-amd64"))
+    assert_one_clear_error(run, "kernel 3.2.0-4-amd64 is too old", "3.10")
+    assert_absent(machine, PREFLIGHT_FILES)
+
+
+def test_arm64_and_a_new_kernel_pass_the_platform_check(machine: Machine) -> None:
+    run = machine.run_script("preflight.sh", fake_uname_env(arch="aarch64", kernel="6.1.0-arm64"))
+    assert run.returncode == 0, run.describe()
+    assert "platform aarch64, kernel 6.1.0-arm64: supported" in run.stderr
+
+
+def test_unreachable_mirror_fails_after_bounded_retries(machine: Machine) -> None:
+    # Block the machine's package mirror by pointing its name at a closed local port.
+    host = machine.sh(
+        "sed -nE 's#^deb +https?://([^/ ]+)/.*#\\1#p' /etc/apt/sources.list | head -n1"
+    ).strip()
+    assert host, "no mirror in the machine's sources.list"
+    saved = machine.sh("cat /etc/hosts")
+    machine.sh(f"echo '127.0.0.1 {host}' >> /etc/hosts")
+    try:
+        run = machine.run_script("install-runtime.sh", {**INSTALL_ENV, **FAST_RETRIES})
+    finally:
+        machine.sh(f"cat > /etc/hosts <<'EOF'\n{saved}EOF")
+    assert_one_clear_error(run, "apt-get update failed after 3 attempts", "unreachable")
+    assert run.stderr.count("apt-get update: attempt") == 3, run.describe()
+    assert run.seconds < 60, run.describe()
+    status = machine.sh("dpkg-query -W -f='${Status}' docker.io 2>/dev/null || true")
+    assert status != "install ok installed"
+    assert_absent(machine, RUNTIME_FILES)
+
+
+state: dict[str, Any] = {}
+
+
+def test_install_killed_in_the_middle_leaves_dpkg_interrupted(machine: Machine) -> None:
+    proc = machine.start_script("install-runtime.sh", INSTALL_ENV)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        # dpkg is unpacking or configuring packages: the worst moment to die.
+        if machine.rc("pgrep -f 'dpkg .*--(unpack|configure)' >/dev/null") == 0:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "install finished before it could be killed"
+    killed = machine.sh(KILL_SCRIPT_TREE).split()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode != 0
+    assert len(killed) >= 2, killed
+    interrupted = machine.sh("find /var/lib/dpkg/updates -type f | head -n1; dpkg --audit || true")
+    assert interrupted.strip(), "the kill did not leave the install unfinished"
+    state["killed"] = True
+
+
+def run_with_dpkg_lock_held(machine: Machine) -> tuple[ScriptRun, float]:
+    """Hold dpkg's lock for LOCK_SECONDS, run install-runtime.sh meanwhile; (run, seconds)."""
+    machine.sh("rm -f /run/dpkg-lock-held")
+    holder = subprocess.Popen(
+        ["docker", "exec", machine.name, "python3", "-c", LOCK_HOLDER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while machine.rc("test -e /run/dpkg-lock-held") != 0:
+            assert time.monotonic() < deadline, "the lock holder did not start"
+            assert holder.poll() is None, holder.communicate()
+            time.sleep(0.2)
+        locked_at = time.monotonic()
+        run = machine.run_script("install-runtime.sh", INSTALL_ENV)
+        return run, time.monotonic() - locked_at
+    finally:
+        holder.wait(timeout=60)
+
+
+def assert_runtime_works(machine: Machine) -> None:
+    assert machine.rc("docker info >/dev/null") == 0
+    assert "io.containerd.grpc.v1" in machine.sh("ctr plugins ls")
+    assert "SystemdCgroup = true" in machine.sh("cat /etc/containerd/config.toml")
+    assert machine.sh("dpkg --audit").strip() == ""
+    for package in ("docker.io", "containerd"):
+        assert machine.sh(f"dpkg-query -W -f='${{Status}}' {package}") == "install ok installed"
+
+
+def test_rerun_waits_for_a_held_dpkg_lock_and_completes(machine: Machine) -> None:
+    if not state.get("killed"):
+        pytest.skip("depends on the killed install above")
+    run, waited = run_with_dpkg_lock_held(machine)
+    print(f"\nrerun after the kill, with the dpkg lock held {LOCK_SECONDS}s:\n{run.describe()}")
+    assert run.returncode == 0, run.describe()
+    assert run.error_lines == [], run.describe()
+    assert "dpkg lock held by another process; waiting" in run.stderr, run.describe()
+    assert waited >= LOCK_SECONDS - 1, run.describe()
+    assert_runtime_works(machine)
+
+
+def test_install_waits_for_apt_held_by_another_process(machine: Machine) -> None:
+    """The common case on a fresh cloud machine: unattended-upgrades holds dpkg's lock."""
+    machine.sh("apt-get purge -y -q docker.io >/dev/null 2>&1")
+    run, waited = run_with_dpkg_lock_held(machine)
+    assert run.returncode == 0, run.describe()
+    assert run.error_lines == [], run.describe()
+    assert "dpkg --configure -a" not in run.stderr, run.describe()
+    assert waited >= LOCK_SECONDS - 1, run.describe()
+    assert_runtime_works(machine)
+
+
+FAKE_CLOUD_INIT_DIR = "/opt/fake-cloud-init"
+
+
+def cloud_init_env(seconds: int, timeout: int) -> dict[str, str]:
+    return {
+        **INSTALL_ENV,
+        "PATH": f"{FAKE_CLOUD_INIT_DIR}:{SYSTEM_PATH}",
+        "FAKE_CLOUD_INIT_SECONDS": str(seconds),
+        "CLOUD_INIT_TIMEOUT": str(timeout),
+    }
+
+
+def test_waits_for_cloud_init_before_touching_apt(machine: Machine) -> None:
+    machine.sh(f"mkdir -p {FAKE_CLOUD_INIT_DIR} && rm -f /var/log/standins.log")
+    machine.put(STANDINS / "cloud-init", f"{FAKE_CLOUD_INIT_DIR}/cloud-init")
+    run = machine.run_script("install-runtime.sh", cloud_init_env(seconds=3, timeout=60))
+    assert run.returncode == 0, run.describe()
+    assert "waiting for cloud-init to finish" in run.stderr
+    assert run.seconds >= 3, run.describe()
+    assert machine.sh("cat /var/log/standins.log").splitlines() == ["cloud-init status --wait"]
+
+
+def test_cloud_init_that_never_finishes_is_a_clear_error(machine: Machine) -> None:
+    run = machine.run_script("install-runtime.sh", cloud_init_env(seconds=60, timeout=2))
+    assert_one_clear_error(run, "cloud-init did not finish within 2s")
+    assert run.seconds < 20, run.describe()

@@ -1,0 +1,130 @@
+"""preflight.sh and install-runtime.sh on a fresh Debian machine, run twice.
+
+The first run installs and configures the runtime; the second must change nothing (same /etc
+contents, same package set, services not restarted) and take a small fraction of the time.
+Both durations go to a JSON file (REAL_TIMINGS_FILE, default .cache/real-timings.json).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.real.machines import Fleet, Machine, ScriptRun
+
+pytestmark = pytest.mark.real
+
+REPO = Path(__file__).resolve().parents[2]
+TIMINGS_FILE = Path(os.environ.get("REAL_TIMINGS_FILE", REPO / ".cache" / "real-timings.json"))
+INSTALL_ENV = {"PACKAGE_SOURCE": "distro", "LOGIN_USER": "ops"}
+SCRIPTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("preflight.sh", {}),
+    ("install-runtime.sh", INSTALL_ENV),
+)
+
+# /etc checksums, installed packages, and when each service last started.
+SNAPSHOT = r"""
+find /etc -xdev -type f -print0 | sort -z | xargs -0 sha256sum
+echo '--- packages'
+dpkg-query -W -f='${Package} ${Version} ${Status}\n'
+echo '--- services'
+systemctl show -p ActiveEnterTimestampMonotonic -p MainPID containerd docker
+"""
+
+
+def run_all(machine: Machine) -> list[ScriptRun]:
+    runs = []
+    for script, env in SCRIPTS:
+        run = machine.run_script(script, env)
+        assert run.returncode == 0, run.describe()
+        runs.append(run)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def installed(fleet: Fleet) -> dict[str, Any]:
+    machine = fleet.start("install")
+    machine.sh("useradd --create-home ops")
+    first = run_all(machine)
+    before = machine.sh(SNAPSHOT)
+    second = run_all(machine)
+    after = machine.sh(SNAPSHOT)
+    return {"machine": machine, "first": first, "second": second, "before": before, "after": after}
+
+
+def test_first_run_installs_and_configures_the_runtime(installed: dict[str, Any]) -> None:
+    machine: Machine = installed["machine"]
+    for run in installed["first"]:
+        assert run.error_lines == [], run.describe()
+    assert machine.rc("docker info >/dev/null") == 0
+    assert machine.sh("docker info --format '{{.CgroupDriver}}'").strip() == "systemd"
+    plugins = machine.sh("ctr plugins ls")
+    assert re.search(r"^io\.containerd\.grpc\.v1\s+cri\s+.*\bok\s*$", plugins, re.M), plugins
+    assert machine.sh("systemctl is-enabled containerd docker").split() == ["enabled", "enabled"]
+
+
+def test_containerd_config_has_cri_enabled_and_systemd_cgroups(installed: dict[str, Any]) -> None:
+    config = installed["machine"].sh("cat /etc/containerd/config.toml")
+    assert re.search(r"^disabled_plugins = \[\]$", config, re.M)
+    options = config.split('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]')
+    assert len(options) == 2, "runc options table missing"
+    runc_options = options[1].split("[", 1)[0]
+    assert re.search(r"^\s*SystemdCgroup = true$", runc_options, re.M), runc_options
+    assert config.count("SystemdCgroup = true") == 1
+
+
+def test_docker_daemon_uses_the_systemd_cgroup_driver(installed: dict[str, Any]) -> None:
+    daemon = json.loads(installed["machine"].sh("cat /etc/docker/daemon.json"))
+    assert daemon["exec-opts"] == ["native.cgroupdriver=systemd"]
+
+
+def test_login_user_is_in_the_docker_group(installed: dict[str, Any]) -> None:
+    assert "docker" in installed["machine"].sh("id -nG ops").split()
+
+
+def test_kernel_modules_and_sysctls_are_set_and_persisted(installed: dict[str, Any]) -> None:
+    machine: Machine = installed["machine"]
+    assert machine.sh("cat /etc/modules-load.d/kubernetes.conf").split() == [
+        "overlay",
+        "br_netfilter",
+    ]
+    persisted = machine.sh("cat /etc/sysctl.d/99-kubernetes.conf")
+    for key in (
+        "net.ipv4.ip_forward",
+        "net.bridge.bridge-nf-call-iptables",
+        "net.bridge.bridge-nf-call-ip6tables",
+    ):
+        assert f"{key} = 1" in persisted
+        assert machine.sh(f"cat /proc/sys/{key.replace('.', '/')}").strip() == "1"
+    assert machine.sh("tail -n +2 /proc/swaps").strip() == ""
+
+
+def test_second_run_changes_nothing_and_is_fast(installed: dict[str, Any]) -> None:
+    first: list[ScriptRun] = installed["first"]
+    second: list[ScriptRun] = installed["second"]
+    assert installed["after"] == installed["before"]
+    for run in second:
+        assert "wrote " not in run.stderr, run.describe()
+        assert "apt-get" not in run.stderr, run.describe()
+        assert "restarting" not in run.stderr, run.describe()
+    first_total = sum(run.seconds for run in first)
+    second_total = sum(run.seconds for run in second)
+    timings = {
+        "what": "preflight.sh + install-runtime.sh (PACKAGE_SOURCE=distro) on a fresh Debian "
+        "bookworm machine container, then again on the same machine",
+        "first_run_seconds": {run.script: round(run.seconds, 2) for run in first},
+        "second_run_seconds": {run.script: round(run.seconds, 2) for run in second},
+        "first_run_total_seconds": round(first_total, 2),
+        "second_run_total_seconds": round(second_total, 2),
+        "second_over_first": round(second_total / first_total, 3),
+    }
+    TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    TIMINGS_FILE.write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"\nreal timings ({TIMINGS_FILE}): {json.dumps(timings)}")
+    assert second_total < 0.25 * first_total, timings
+    assert second_total < 10, timings
