@@ -25,12 +25,13 @@ SHELL_ON_STDIN = "bash -s"
 class Step:
     """One unit of work on a host.
 
-    `script` names a file in components/scripts sent on stdin with `env` exported first;
+    `script` names a file in components/scripts (or several, run in order) sent on stdin with
+    `env` exported first;
     `inline` is a short command used instead of a script. `delete` is an inline command run
     when the step is destroyed. `secret_output` marks stdout secret and turns logging off.
     """
 
-    script: str | None = None
+    script: str | tuple[str, ...] | None = None
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     inline: str | None = None
     delete: str | None = None
@@ -46,12 +47,14 @@ def env_preamble(env: Mapping[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
 
 
-def render_stdin(script: str, env: Mapping[str, str]) -> str:
+def render_stdin(script: str | Sequence[str], env: Mapping[str, str]) -> str:
     """The exact text a host's shell reads: the exported inputs, then the script."""
     return env_preamble(env) + script_text(script)
 
 
-def stdin_text(script: str, env: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+def stdin_text(
+    script: str | Sequence[str], env: Mapping[str, pulumi.Input[str]]
+) -> pulumi.Output[str]:
     """`render_stdin` once every input is known."""
     keys = sorted(env)
     return pulumi.Output.all(*(env[key] for key in keys)).apply(

@@ -39,8 +39,8 @@ COMMAND = "command:remote:Command"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 GET_AMI = "aws:ec2/getAmi:getAmi"
-MASTER_STEPS = ["preflight", "install-runtime", "install-kubeadm", "init"]
-WORKER_STEPS = ["preflight", "install-runtime", "install-kubeadm", "join-token", "join", "drain"]
+MASTER_STEPS = ["install", "init"]
+WORKER_STEPS = ["install", "join-token", "join", "drain"]
 
 
 def worker(index: int) -> str:
@@ -276,8 +276,7 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
 
     # Every master step reaches the Elastic IP, only after it is associated; workers use
     # their own public IP.
-    on_worker = {f"{worker(0)}-{s}" for s in ("preflight", "install-runtime",
-                                               "install-kubeadm", "join")}
+    on_worker = {f"{worker(0)}-{s}" for s in ("install", "join")}
     for res in run.of_type(COMMAND):
         on_master = res.name not in on_worker
         host = inputs(res)["connection"]["host"]
@@ -347,20 +346,20 @@ def test_each_worker_joins_after_init_and_its_own_install_only(
     run, _ = run_aws(run_components, workers=3)
 
     init = run.named(f"{MASTER}-init")
-    assert run.depends_on(init, run.named(f"{MASTER}-install-kubeadm"))
+    assert run.depends_on(init, run.named(f"{MASTER}-install"))
     assert run.depends_on(init, run.named(MASTER))
     for i in range(3):
         join = run.named(f"{worker(i)}-join")
         assert run.depends_on(join, init)
-        assert run.depends_on(join, run.named(f"{worker(i)}-install-kubeadm"))
+        assert run.depends_on(join, run.named(f"{worker(i)}-install"))
         assert run.depends_on(join, run.named(worker(i)))  # the instance itself
         for j in range(3):
             if j != i:
-                assert not run.depends_on(join, run.named(f"{worker(j)}-install-kubeadm"))
+                assert not run.depends_on(join, run.named(f"{worker(j)}-install"))
                 assert not run.depends_on(join, run.named(worker(j)))
     installs = [r for r in run.of_type(COMMAND)
-                if r.name.endswith(("-preflight", "-install-runtime", "-install-kubeadm"))]
-    assert len(installs) == 3 * 4
+                if r.name.endswith("-install")]
+    assert len(installs) == 1 + 3  # one per node
     assert not [r.name for r in installs if run.depends_on(r, init)]
 
 

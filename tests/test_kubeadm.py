@@ -64,14 +64,12 @@ def step_names(run: ProgramRun) -> set[str]:
 def test_steps_for_each_node(run_components: ComponentRunner, workers: int) -> None:
     run = run_cluster(run_components, workers)
     master = "kubeadm-aws-master"
-    expected = {f"{master}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
-                                           "init")}
+    expected = {f"{master}-install", f"{master}-init"}
     expected |= {"kubeadm-aws-ready", "kubeadm-aws-kubeconfig",
                  "kubeadm-aws-control-plane-scheduling"}
     for i in range(workers):
         worker = f"kubeadm-aws-worker-{i}"
-        expected |= {f"{worker}-{s}" for s in ("preflight", "install-runtime", "install-kubeadm",
-                                               "join-token", "join", "drain")}
+        expected |= {f"{worker}-{s}" for s in ("install", "join-token", "join", "drain")}
     assert step_names(run) == expected
 
 
@@ -81,14 +79,14 @@ def test_join_waits_for_init_and_its_own_install_only(run_components: ComponentR
     for i in range(3):
         join = run.named(f"kubeadm-aws-worker-{i}-join")
         assert run.depends_on(join, init)
-        assert run.depends_on(join, run.named(f"kubeadm-aws-worker-{i}-install-kubeadm"))
+        assert run.depends_on(join, run.named(f"kubeadm-aws-worker-{i}-install"))
         for j in range(3):
             if j != i:
-                other_install = run.named(f"kubeadm-aws-worker-{j}-install-kubeadm")
+                other_install = run.named(f"kubeadm-aws-worker-{j}-install")
                 assert not run.depends_on(join, other_install)
                 assert not run.depends_on(join, run.named(f"kubeadm-aws-worker-{j}-join"))
     for res in run.resources:
-        if "install" in res.name or res.name.endswith("preflight"):
+        if res.name.endswith("-install"):
             assert not run.depends_on(res, init), f"{res.name} waits for kubeadm init"
 
 
@@ -193,12 +191,12 @@ def test_scale_out_leaves_existing_nodes_steps_unchanged(run_components: Compone
     assert changed == {"kubeadm-aws-ready"}, changed
     added = set(after) - set(before)
     assert added == {f"kubeadm-aws-worker-2-{s}" for s in (
-        "preflight", "install-runtime", "install-kubeadm", "join-token", "join", "drain")}
+        "install", "join-token", "join", "drain")}
 
 
 def test_without_install_no_install_steps_run(run_components: ComponentRunner) -> None:
     run = run_cluster(run_components, 1, with_install=False, ssh=False)
-    assert not any("install" in n or "preflight" in n for n in step_names(run))
+    assert not any(n.endswith("-install") for n in step_names(run))
     init = run.named("kubeadm-aws-master-init")
     assert init.inputs["create"] == "docker exec -i kubeadm-aws-master bash -s"
     join = run.named("kubeadm-aws-worker-0-join")
@@ -210,5 +208,5 @@ def test_without_install_no_install_steps_run(run_components: ComponentRunner) -
 def test_steps_rerun_when_their_machine_is_replaced(run_components: ComponentRunner) -> None:
     run = run_cluster(run_components, 1)
     for name in ("kubeadm-aws-master-init", "kubeadm-aws-worker-0-join",
-                 "kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-install-runtime"):
+                 "kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-install"):
         assert run.named(name).inputs["triggers"], name

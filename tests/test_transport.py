@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from components.transport import (
     SshTransport,
     Step,
     env_preamble,
+    render_stdin,
 )
 
 NODE_SCRIPTS = sorted(p.name for p in SCRIPTS_DIR.glob("*.sh") if p.name != "common.sh")
@@ -75,3 +77,23 @@ def test_ssh_command_strings() -> None:
     assert transport.inline_command("kubectl drain x") == \
         "sudo -n sh -c 'kubectl drain x' </dev/null"
     assert transport.connection().dial_error_limit == 40
+
+
+def test_several_scripts_share_one_stdin_in_order() -> None:
+    text = script_text(("preflight.sh", "install-runtime.sh", "install-kubeadm.sh"))
+    common = (SCRIPTS_DIR / "common.sh").read_text().rstrip("\n")
+    assert text.startswith(common) and text.count(common) == 1
+    positions = [text.index(script_path(n).read_text())
+                 for n in ("preflight.sh", "install-runtime.sh", "install-kubeadm.sh")]
+    assert positions == sorted(positions)
+    with pytest.raises(ValueError, match="at least one script"):
+        script_text(())
+
+
+def test_scripts_run_in_order_and_stop_at_the_first_failure(tmp_path: Path) -> None:
+    """Two real scripts on one stdin: each runs its main as it is read; a failure stops it."""
+    failing = render_stdin(("join-token.sh", "wait-ready.sh"), {"TOKEN_TTL": "0"})
+    done = subprocess.run(["bash", "-s"], input=failing, capture_output=True, text=True,
+                          env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert done.returncode != 0
+    assert "join-token.sh" in done.stderr and "wait-ready.sh" not in done.stderr

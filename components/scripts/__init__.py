@@ -2,9 +2,12 @@
 
 Each script sources `common.sh` when run from a file; over stdin there is no file to source, so
 the program sends `common.sh` followed by the script, and the script's guard sees the functions
-already defined.
+already defined. Several scripts can share one stdin: each runs its `main` as it is read, in
+order, and the first failure stops the rest (`set -e`).
 """
 
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 SCRIPTS_DIR = Path(__file__).parent
@@ -18,7 +21,14 @@ def script_path(name: str) -> Path:
     return path
 
 
-def script_text(name: str) -> str:
-    """The text sent on stdin for script `name` (for example "preflight.sh")."""
-    common = (SCRIPTS_DIR / COMMON).read_text()
-    return common.rstrip("\n") + "\n\n" + script_path(name).read_text()
+@cache
+def read_script(name: str) -> str:
+    return script_path(name).read_text()
+
+
+def script_text(names: str | Sequence[str]) -> str:
+    """The text sent on stdin for one script ("preflight.sh") or several in order."""
+    ordered = [names] if isinstance(names, str) else list(names)
+    if not ordered:
+        raise ValueError("script_text needs at least one script name")
+    return "\n\n".join([read_script(COMMON).rstrip("\n"), *(read_script(n) for n in ordered)])
