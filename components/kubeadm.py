@@ -114,9 +114,12 @@ def control_plane_scheduling_command(master_name: str, has_workers: bool) -> str
     taint = "node-role.kubernetes.io/control-plane"
     if has_workers:
         return f"{KUBECTL} taint nodes {node} {taint}=:NoSchedule --overwrite"
+    # The read is its own command under `set -e`: in a pipeline an unreachable API server
+    # would read as "no taint" and the step would succeed without untainting.
     return (
-        f"if {KUBECTL} get node {node} -o jsonpath='{{.spec.taints[*].key}}' | grep -qw {taint}; "
-        f"then {KUBECTL} taint nodes {node} {taint}:NoSchedule-; fi"
+        f"set -e; taints=$({KUBECTL} get node {node} -o jsonpath='{{.spec.taints[*].key}}'); "
+        f'case " $taints " in *" {taint} "*) '
+        f"{KUBECTL} taint nodes {node} {taint}:NoSchedule-;; esac"
     )
 
 

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Initialises the control plane with kubeadm (once), applies the pod network, and optionally
-# lets workloads run on the control-plane node.
+# Initialises the control plane with kubeadm (once) and applies the pod network.
 # Environment:
 #   NODE_NAME, ADVERTISE_ADDRESS, POD_CIDR, SERVICE_CIDR   required
 #   KUBERNETES_VERSION      required: 1.31 (use the installed kubeadm's patch) or 1.31.4
@@ -12,7 +11,6 @@
 #   CNI                     flannel (default) | kind (the node image's /kind/manifests/default-cni.yaml)
 #   FLANNEL_VERSION         default v0.26.1
 #   FLANNEL_MANIFEST_URL    default: that release's kube-flannel.yml
-#   UNTAINT_CONTROL_PLANE   true | false (default): allow workloads on the control-plane node
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
@@ -41,7 +39,6 @@ validate() {
         die "KUBERNETES_VERSION must look like 1.31 or 1.31.4, not '${KUBERNETES_VERSION}'"
     case $NODE_PROFILE in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${NODE_PROFILE}'" ;; esac
     case $CNI in flannel | kind) ;; *) die "CNI must be 'flannel' or 'kind', not '${CNI}'" ;; esac
-    case $UNTAINT in true | false) ;; *) die "UNTAINT_CONTROL_PLANE must be 'true' or 'false', not '${UNTAINT}'" ;; esac
     local san
     IFS=, read -r -a SANS <<<"${CERT_SANS:-}"
     for san in "${SANS[@]}"; do
@@ -187,32 +184,16 @@ apply_cni() {
         die "applying the ${CNI} pod network manifest failed"
 }
 
-untaint() {
-    [[ $UNTAINT == true ]] || return 0
-    local taints
-    taints=$(kubectl_admin get node "$NODE_NAME" -o jsonpath='{.spec.taints[*].key}') ||
-        die "cannot read node ${NODE_NAME}'s taints"
-    if ! grep -qw 'node-role.kubernetes.io/control-plane' <<<"$taints"; then
-        log_skip "node ${NODE_NAME} has no control-plane taint"
-        return 0
-    fi
-    log_step "removing the control-plane taint from ${NODE_NAME}"
-    kubectl_admin taint nodes "$NODE_NAME" node-role.kubernetes.io/control-plane- >&2 ||
-        die "could not remove the control-plane taint from ${NODE_NAME}"
-}
-
 main() {
     require_root
     CRI_SOCKET=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
     NODE_PROFILE=${NODE_PROFILE:-host}
     CNI=${CNI:-flannel}
-    UNTAINT=${UNTAINT_CONTROL_PLANE:-false}
     validate
     resolve_versions
     init_control_plane
     wait_for_api
     apply_cni
-    untaint
     log_step "done"
 }
 

@@ -80,7 +80,6 @@ def host_env(machine: Machine) -> dict[str, str]:
         "CERT_SANS": "k8s.example.test,203.0.113.10",
         "KUBERNETES_VERSION": "1.31",
         "CONTROL_PLANE_ENDPOINT": "k8s.example.test:6443",
-        "UNTAINT_CONTROL_PLANE": "true",
         "FLANNEL_MANIFEST_URL": "file:///opt/fixtures/kube-flannel.yml",
     }
 
@@ -90,7 +89,7 @@ def read_config(machine: Machine) -> dict[str, dict[str, Any]]:
     return {doc["kind"]: doc for doc in docs}
 
 
-def test_init_host_profile_runs_init_cni_and_untaint_in_order(control_plane: Machine) -> None:
+def test_init_host_profile_runs_init_then_cni_in_order(control_plane: Machine) -> None:
     reset(control_plane, "cp1 False node-role.kubernetes.io/control-plane\n")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
@@ -100,8 +99,6 @@ def test_init_host_profile_runs_init_cni_and_untaint_in_order(control_plane: Mac
         ["kubeadm", "init", "--config", CONFIG, "--skip-token-print"],
         ["kubectl", *ADMIN, "get", "--raw=/readyz"],
         ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
-        ["kubectl", *ADMIN, "get", "node", "cp1", "-o", "jsonpath={.spec.taints[*].key}"],
-        ["kubectl", *ADMIN, "taint", "nodes", "cp1", "node-role.kubernetes.io/control-plane-"],
     ]
     assert control_plane.sh(f"stat -c %a {CONFIG}").strip() == "600"
 
@@ -137,7 +134,7 @@ def test_init_sets_the_flannel_network_to_the_pod_cidr(control_plane: Machine) -
     assert json.loads(config_map["data"]["net-conf.json"])["Network"] == "10.32.0.0/16"
 
 
-def test_init_second_run_skips_init_and_untaint(control_plane: Machine) -> None:
+def test_init_second_run_skips_init_and_reapplies_the_cni(control_plane: Machine) -> None:
     control_plane.sh("rm -f /var/log/standins.log")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
@@ -147,7 +144,6 @@ def test_init_second_run_skips_init_and_untaint(control_plane: Machine) -> None:
         ["kubeadm", "version", "-o", "short"],
         ["kubectl", *ADMIN, "get", "--raw=/readyz"],
         ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
-        ["kubectl", *ADMIN, "get", "node", "cp1", "-o", "jsonpath={.spec.taints[*].key}"],
     ]
 
 
@@ -161,7 +157,6 @@ def test_init_kind_profile_with_an_older_kubeadm(control_plane: Machine) -> None
         "NODE_PROFILE": "kind",
         "CNI": "kind",
         "CERT_SANS": "",
-        "UNTAINT_CONTROL_PLANE": "false",
         "CRI_SOCKET": "unix:///run/containerd/containerd.sock",
     }
     run = control_plane.run_script("kubeadm-init.sh", env)
