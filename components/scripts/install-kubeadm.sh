@@ -3,12 +3,15 @@
 # minor version, holds them, and enables kubelet.
 # Environment:
 #   KUBERNETES_VERSION  required: a minor (1.31) or a patch release (1.31.4); a leading v is allowed.
+#   KUBERNETES_APT_URL  optional: the repository base to use instead of
+#                       https://pkgs.k8s.io/core:/stable:/v1.NN/deb/ (a mirror, or a test repository);
+#                       its signing key is <base>/Release.key, like the community repository's.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
 SCRIPT_NAME=install-kubeadm.sh
 
-REPO_BASE=https://pkgs.k8s.io/core:/stable
+COMMUNITY_REPO=https://pkgs.k8s.io/core:/stable:
 KEYRING=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
 SOURCES=/etc/apt/sources.list.d/kubernetes.list
 PACKAGES=(kubelet kubeadm kubectl)
@@ -17,18 +20,44 @@ installed_version() {
     dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
 }
 
-# True when every package is installed, held, and at the wanted minor (and patch, if given).
+# Installed, held or not (common.sh's pkg_installed wants "install ok installed", and a held
+# package reads "hold ok installed").
+pkg_present() {
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]
+}
+
+source_line() {
+    printf 'deb [signed-by=%s] %s /' "$KEYRING" "$REPO"
+}
+
+# The versions of one package the configured sources offer (after apt-get update), one a line.
+available_versions() {
+    { apt-cache madison "$1" 2>/dev/null || true; } | awk -F'|' '{ gsub(/ /, "", $2); print $2 }'
+}
+
+# True when the wanted release (patch, or any of the minor) is among VERSIONS (one a line).
+has_wanted_version() {
+    local version
+    while IFS= read -r version; do
+        if [[ -n $PATCH ]]; then
+            [[ $version == "${PATCH}-"* ]] && return 0
+        else
+            [[ $version == "${MINOR}."* ]] && return 0
+        fi
+    done <<<"$1"
+    return 1
+}
+
+# True when every package is installed, held, and at the wanted minor (and patch, if given),
+# from the configured repository.
 already_done() {
     local pkg version held
+    [[ -s $KEYRING && -f $SOURCES && $(<"$SOURCES") == "$(source_line)" ]] || return 1
     held=$(apt-mark showhold 2>/dev/null || true)
     for pkg in "${PACKAGES[@]}"; do
-        pkg_installed "$pkg" || return 1
+        pkg_present "$pkg" || return 1
         version=$(installed_version "$pkg")
-        if [[ -n $PATCH ]]; then
-            [[ $version == "${PATCH}-"* ]] || return 1
-        else
-            [[ $version == "${MINOR}."* ]] || return 1
-        fi
+        has_wanted_version "$version" || return 1
         grep -qx "$pkg" <<<"$held" || return 1
     done
 }
@@ -49,6 +78,11 @@ main() {
     if [[ ${BASH_REMATCH[1]} -lt 24 ]]; then
         die "KUBERNETES_VERSION ${wanted} is older than 1.24, the oldest release in the package repository"
     fi
+    REPO=${KUBERNETES_APT_URL:-${COMMUNITY_REPO}/v${MINOR}/deb/}
+    if [[ ! $REPO =~ ^https?://[^[:space:]]+$ ]]; then
+        die "KUBERNETES_APT_URL must be an http:// or https:// URL, not '${REPO}'"
+    fi
+    REPO=${REPO%/}/
 
     if already_done; then
         log_skip "kubelet kubeadm kubectl ${PATCH:-${MINOR}.x} are installed and held"
@@ -67,19 +101,25 @@ main() {
         apt_install $prereq
     fi
 
-    local repo="${REPO_BASE}/v${MINOR}/deb/"
     install -d -m 0755 /etc/apt/keyrings
     local key_tmp
     key_tmp=$(mktemp)
-    log_step "fetching the Kubernetes v${MINOR} apt signing key"
-    download "${repo}Release.key" "$key_tmp"
-    gpg --batch --yes --dearmor -o "${key_tmp}.gpg" "$key_tmp" || die "the Kubernetes apt key from ${repo} is not a valid key"
+    log_step "fetching the Kubernetes apt signing key from ${REPO}"
+    download "${REPO}Release.key" "$key_tmp"
+    gpg --batch --yes --dearmor -o "${key_tmp}.gpg" "$key_tmp" || die "the Kubernetes apt key from ${REPO} is not a valid key"
     write_file_if_changed "$KEYRING" 0644 <"${key_tmp}.gpg"
     rm -f "$key_tmp" "${key_tmp}.gpg"
-    write_file_if_changed "$SOURCES" 0644 <<<"deb [signed-by=${KEYRING}] ${repo} /"
+    write_file_if_changed "$SOURCES" 0644 <<<"$(source_line)"
     apt_update
 
-    local specs=() pkg
+    local specs=() pkg offered
+    for pkg in "${PACKAGES[@]}"; do
+        offered=$(available_versions "$pkg")
+        offered=${offered:-no version}
+        if ! has_wanted_version "$offered"; then
+            die "${pkg} ${PATCH:-${MINOR}.x} is not in the package repository ${REPO} (it has: ${offered//$'\n'/, })"
+        fi
+    done
     for pkg in "${PACKAGES[@]}"; do
         if [[ -n $PATCH ]]; then specs+=("${pkg}=${PATCH}-*"); else specs+=("$pkg"); fi
     done
