@@ -319,6 +319,9 @@ def build_instance(
             # replace every running node on the following `pulumi up`. New nodes get the newest
             # image; move an existing node onto it with `pulumi up --replace <instance urn>`.
             ignore_changes=["ami"],
+            # The private IP is fixed: a replacement created before the old instance is gone
+            # would fail with the address still in use.
+            delete_before_replace=True,
         ),
     )
 

@@ -308,6 +308,8 @@ def test_ami_is_the_latest_canonical_ubuntu_noble_and_never_churns(
         assert inputs(res)["ami"] == AMI_X86
         # A newer Ubuntu image next week must not replace running nodes.
         assert res.ignore_changes == ["ami"]
+        # A fixed private IP cannot be held by the old and the new instance at once.
+        assert res.delete_before_replace
 
 
 def test_graviton_instance_types_get_arm64_images(
