@@ -132,6 +132,8 @@ class KubeadmCluster(pulumi.ComponentResource):
     """A kubeadm cluster: one control-plane node and any number of workers."""
 
     kubeconfig: pulumi.Output[str]
+    # Names this control plane: changes exactly when the master is a new machine.
+    cluster_identifier: pulumi.Output[str]
     ready: CommandResource
     node_names: list[str]
 
@@ -184,6 +186,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                 lambda pair: kubeconfig_with_server(pair[0], pair[1])
             )
         )
+        self.cluster_identifier = pulumi.Output.concat(name, "/", args.master.identity or "")
         self.register_outputs({"kubeconfig": self.kubeconfig, "nodeNames": self.node_names})
 
     # -- steps -----------------------------------------------------------------------------
@@ -242,16 +245,19 @@ class KubeadmCluster(pulumi.ComponentResource):
 
     def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
         master = self._args.master
-        # A fresh, short-lived join command per worker, made on the master when the worker
-        # joins; replacing the worker's machine makes a new one.
+        # A worker's cluster steps run again when its machine or the control plane is new
+        # (a rebuilt master is a new cluster to join). Neither changes on scale-out.
+        triggers = [*self._triggers(worker), *self._triggers(master)]
+        prepared = self._install(worker)
+        # A fresh, short-lived join command per worker, made on the master once the worker is
+        # ready to use it, so a slow install cannot outlive the token.
         token = self._run(
             master,
             f"{worker.name}-join-token",
             Step(script="join-token.sh", env={"TOKEN_TTL": JOIN_TOKEN_TTL}, secret_output=True,
-                 triggers=self._triggers(worker)),
-            [init],
+                 triggers=triggers),
+            [init, *prepared],
         )
-        prepared = self._install(worker)
         join = self._run(
             worker,
             f"{worker.name}-join",
@@ -262,7 +268,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "NODE_NAME": worker.name,
                     "NODE_PROFILE": self._args.profile,
                 },
-                triggers=self._triggers(worker),
+                triggers=triggers,
             ),
             [*prepared, token],
         )
@@ -272,7 +278,7 @@ class KubeadmCluster(pulumi.ComponentResource):
             Step(
                 inline=f"{KUBECTL} get node {shlex.quote(worker.name)} -o name",
                 delete=drain_command(worker.name),
-                triggers=self._triggers(worker),
+                triggers=triggers,
             ),
             [join],
         )

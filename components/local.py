@@ -163,7 +163,10 @@ class LocalHosts(pulumi.ComponentResource):
                 docker.ContainerNetworksAdvancedArgs(name=network.name, ipv4_address=ip)
             ],
             privileged=True,
-            security_opts=["seccomp=unconfined", "apparmor=unconfined"],
+            # Docker adds label=disable to a privileged container's options unless a label
+            # option is given; declaring it keeps the read-back equal to the inputs, so a
+            # refresh does not see a change (and every container field forces replacement).
+            security_opts=["seccomp=unconfined", "apparmor=unconfined", "label=disable"],
             tmpfs={"/tmp": "", "/run": ""},
             volumes=[
                 docker.ContainerVolumeArgs(container_path="/var"),

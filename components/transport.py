@@ -96,11 +96,24 @@ class DockerExecTransport:
     def inline_command(self, inline: str) -> str:
         return f"docker exec {shlex.quote(self.container_name)} sh -c {shlex.quote(inline)}"
 
+    def delete_command(self, inline: str) -> str:
+        """`inline_command`, except that a container already removed has nothing left to act
+        on: a destroy after the node containers were deleted by hand still completes. Any
+        other failure (a stopped container, an engine that does not answer) is an error."""
+        name = shlex.quote(self.container_name)
+        return (
+            f"if ! state=$(docker container inspect -f '{{{{.State.Status}}}}' {name} 2>&1); "
+            f'then case "$state" in *"No such"*) '
+            f'echo "{self.container_name} is gone: nothing to do on delete" >&2; exit 0;; '
+            f'*) echo "$state" >&2; exit 1;; esac; fi; '
+            + self.inline_command(inline)
+        )
+
     def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.local.Command:
         return command.local.Command(
             name,
             create=self.create_command(step),
-            delete=self.inline_command(step.delete) if step.delete else None,
+            delete=self.delete_command(step.delete) if step.delete else None,
             stdin=stdin_text(step.script, step.env) if step.script else None,
             triggers=list(step.triggers) or None,
             logging=command.local.Logging.NONE if step.secret_output else None,

@@ -292,7 +292,11 @@ class WorkloadsArgs:
     kubeconfig: pulumi.Input[str]  # secret; becomes the explicit provider's kubeconfig
     ready: pulumi.Resource  # the cluster's readiness gate: every object waits for it
     app_host: pulumi.Input[str]  # where users reach node ports (127.0.0.1, the master's EIP)
-    cluster_name: str  # part-of label and the provider's cluster identifier
+    cluster_name: str  # the part-of label
+    # The provider's cluster identifier: when it changes (a rebuilt control plane), the
+    # provider and every object are replaced, so the apps are recreated on the new cluster.
+    # Defaults to the cluster name.
+    cluster_identifier: pulumi.Input[str] | None = None
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
 
 
@@ -336,7 +340,7 @@ class Workloads(pulumi.ComponentResource):
             kubeconfig=pulumi.Output.secret(args.kubeconfig),
             # Only a new cluster name replaces the provider; an unknown kubeconfig at preview
             # (a new master) is an update, so the apps are not planned for replacement.
-            cluster_identifier=args.cluster_name,
+            cluster_identifier=args.cluster_identifier or args.cluster_name,
             # `pulumi destroy` after the nodes are gone drops the objects from state.
             delete_unreachable=True,
             enable_server_side_apply=True,

@@ -202,7 +202,7 @@ def test_without_install_no_install_steps_run(run_components: ComponentRunner) -
     join = run.named("kubeadm-aws-worker-0-join")
     assert join.inputs["create"] == "docker exec -i kubeadm-aws-worker-0 bash -s"
     drain = run.named("kubeadm-aws-worker-0-drain")
-    assert drain.inputs["delete"].startswith("docker exec kubeadm-aws-master sh -c ")
+    assert "; docker exec kubeadm-aws-master sh -c " in drain.inputs["delete"]
 
 
 def test_steps_rerun_when_their_machine_is_replaced(run_components: ComponentRunner) -> None:
@@ -210,3 +210,22 @@ def test_steps_rerun_when_their_machine_is_replaced(run_components: ComponentRun
     for name in ("kubeadm-aws-master-init", "kubeadm-aws-worker-0-join",
                  "kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-install"):
         assert run.named(name).inputs["triggers"], name
+
+
+def test_worker_steps_rerun_for_a_new_control_plane(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 1)
+    for name in ("kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-join",
+                 "kubeadm-aws-worker-0-drain"):
+        assert run.resolve(run.named(name).inputs["triggers"]) == [
+            "machine-kubeadm-aws-worker-0", "machine-kubeadm-aws-master"], name
+    # The install belongs to the machine alone: a new master does not reinstall workers.
+    assert run.named("kubeadm-aws-worker-0-install").inputs["triggers"] == [
+        "machine-kubeadm-aws-worker-0"]
+
+
+def test_join_token_is_made_after_the_workers_install(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 2)
+    for i in range(2):
+        token = run.named(f"kubeadm-aws-worker-{i}-join-token")
+        assert run.depends_on(token, run.named(f"kubeadm-aws-worker-{i}-install"))
+        assert not run.depends_on(token, run.named(f"kubeadm-aws-worker-{1 - i}-install"))

@@ -150,7 +150,8 @@ def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) 
         values = inputs(container)
         role = "control-plane" if container.name == MASTER else "worker"
         assert values["privileged"] is True
-        assert values["securityOpts"] == ["seccomp=unconfined", "apparmor=unconfined"]
+        assert values["securityOpts"] == [
+            "seccomp=unconfined", "apparmor=unconfined", "label=disable"]
         assert values["tmpfs"] == {"/tmp": "", "/run": ""}
         assert values["volumes"] == [
             {"containerPath": "/var"},
@@ -265,7 +266,10 @@ def test_steps_use_the_exact_docker_exec_commands(
         drain = inputs(run.named(f"{worker}-drain"))
         get_node = f"kubectl --kubeconfig=/etc/kubernetes/admin.conf get node {worker} -o name"
         assert drain["create"] == f"docker exec {MASTER} sh -c {shlex.quote(get_node)}"
-        assert drain["delete"] == f"docker exec {MASTER} sh -c {shlex.quote(drain_command(worker))}"
+        assert drain["delete"].endswith(
+            f"; docker exec {MASTER} sh -c {shlex.quote(drain_command(worker))}")
+        assert drain["delete"].startswith(
+            f"if ! state=$(docker container inspect -f '{{{{.State.Status}}}}' {MASTER} 2>&1)")
         assert " -i " not in drain["delete"]  # a delete never reads the replayed stdin
         assert "stdin" not in drain
         assert run.named(f"{worker}-drain").delete_before_replace

@@ -97,3 +97,28 @@ def test_scripts_run_in_order_and_stop_at_the_first_failure(tmp_path: Path) -> N
                           env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
     assert done.returncode != 0
     assert "join-token.sh" in done.stderr and "wait-ready.sh" not in done.stderr
+
+
+def test_docker_delete_is_a_no_op_only_for_a_removed_container(tmp_path: Path) -> None:
+    """The delete form runs under /bin/sh as pulumi-command local does; `docker` is a stub."""
+    stub = tmp_path / "docker"
+    stub.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = container ]; then\n'
+        '  case "$STUB_STATE" in gone) echo "Error: No such container: m" >&2; exit 1;;\n'
+        '  down) echo "Cannot connect to the Docker daemon" >&2; exit 1;; esac\n'
+        '  echo running; exit 0\nfi\n'
+        'echo "exec $*"\n'
+    )
+    stub.chmod(0o755)
+    command = DockerExecTransport("m").delete_command("kubectl drain x")
+
+    def run(state: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                              env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STUB_STATE": state})
+
+    assert run("running").stdout == "exec exec m sh -c kubectl drain x\n"
+    gone = run("gone")
+    assert gone.returncode == 0 and "m is gone: nothing to do on delete" in gone.stderr
+    down = run("down")
+    assert down.returncode == 1 and "Cannot connect" in down.stderr and down.stdout == ""

@@ -315,3 +315,10 @@ def test_program_wires_workloads_after_the_readiness_gate(
     for obj in objects:
         assert run.depends_on(obj, ready), obj.name
         assert obj.provider.startswith(provider.urn + "::"), obj.name
+
+
+def test_a_new_control_plane_replaces_the_provider(run_program: Callable[..., ProgramRun]) -> None:
+    """The provider's identity names the master machine, so a rebuilt cluster gets its apps."""
+    run = run_program("dev")
+    (provider,) = run.of_type(PROVIDER_TYPE)
+    assert provider.inputs["clusterIdentifier"] == "kubeadm-dev/kubeadm-dev-master-id"

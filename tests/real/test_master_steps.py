@@ -1,7 +1,7 @@
 """The inline steps the program runs on the master: drain-on-delete and control-plane scheduling.
 
 Each test runs the exact command string the program generates (kubeadm.drain_command and
-kubeadm.control_plane_scheduling_command, wrapped by DockerExecTransport.inline_command) with
+kubeadm.control_plane_scheduling_command, wrapped by DockerExecTransport.delete_command or inline_command) with
 /bin/sh -c on this host, as pulumi_command.local does, against a plain machine container.
 Kubernetes packages cannot be fetched here, so the stand-in kubectl from tests/real/standins/
 is on the machine's PATH; it logs every call and keeps node state in /etc/standins/nodes.
@@ -65,7 +65,7 @@ def run_step(command: str, stdin: str | None = None) -> StepRun:
 
 
 def drain_step(machine: Machine, node: str = "w1") -> str:
-    return DockerExecTransport(machine.name).inline_command(drain_command(node))
+    return DockerExecTransport(machine.name).delete_command(drain_command(node))
 
 
 def scheduling_step(machine: Machine, has_workers: bool) -> str:
