@@ -2,7 +2,8 @@
 
 Each test runs the exact command string the program generates (kubeadm.drain_command wrapped
 by DockerExecTransport.delete_command, kubeadm.control_plane_scheduling_command wrapped by
-inline_command) with /bin/sh -c on this host, as pulumi_command.local does, against a plain machine container.
+inline_command) with /bin/sh -c on this host, as pulumi_command.local does, against a plain
+machine container.
 Kubernetes packages cannot be fetched here, so the stand-in kubectl from tests/real/standins/
 is on the machine's PATH; it logs every call and keeps node state in /etc/standins/nodes.
 """
