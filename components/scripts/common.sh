@@ -146,11 +146,13 @@ apt_install() {
         die "installing $* failed after ${RETRY_ATTEMPTS:-5} attempts (see the apt messages above)"
 }
 
+# pkg_installed PKG: true when PKG is unpacked and configured, whether held ("hold ok installed")
+# or not ("install ok installed"); false when absent, half-installed or only its config is left.
 pkg_installed() {
-    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]
 }
 
-# missing_packages PKG...: prints those not fully installed, space-separated.
+# missing_packages PKG...: prints those not installed (see pkg_installed), space-separated.
 missing_packages() {
     local pkg missing=()
     for pkg in "$@"; do

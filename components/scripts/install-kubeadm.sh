@@ -6,6 +6,8 @@
 #   KUBERNETES_APT_URL  optional: the repository base to use instead of
 #                       https://pkgs.k8s.io/core:/stable:/v1.NN/deb/ (a mirror, or a test repository);
 #                       its signing key is <base>/Release.key, like the community repository's.
+# On a node that is already in a cluster (/etc/kubernetes/kubelet.conf exists) it refuses to change
+# the installed minor version: that is an upgrade, which needs `kubeadm upgrade`.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
@@ -15,15 +17,10 @@ COMMUNITY_REPO=https://pkgs.k8s.io/core:/stable:
 KEYRING=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
 SOURCES=/etc/apt/sources.list.d/kubernetes.list
 PACKAGES=(kubelet kubeadm kubectl)
+KUBELET_CONF=/etc/kubernetes/kubelet.conf
 
 installed_version() {
     dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true
-}
-
-# Installed, held or not (common.sh's pkg_installed wants "install ok installed", and a held
-# package reads "hold ok installed").
-pkg_present() {
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true) == installed ]]
 }
 
 source_line() {
@@ -48,6 +45,19 @@ has_wanted_version() {
     return 1
 }
 
+# A node in a cluster keeps its minor version: installing another one under a running kubelet and
+# control plane is an upgrade, which needs `kubeadm upgrade` (this program does not run it yet).
+refuse_minor_change_in_a_cluster() {
+    [[ -f $KUBELET_CONF ]] || return 0
+    pkg_installed kubeadm || return 0
+    local installed installed_minor
+    installed=$(installed_version kubeadm)
+    [[ $installed =~ ^(1\.[0-9]+)\.[0-9]+ ]] || return 0
+    installed_minor=${BASH_REMATCH[1]}
+    [[ $installed_minor == "$MINOR" ]] && return 0
+    die "this node is already in a cluster (${KUBELET_CONF} exists) with kubeadm ${installed}: changing to KUBERNETES_VERSION ${PATCH:-${MINOR}} upgrades a running cluster, which needs 'kubeadm upgrade' and is not supported by this program yet; set kubernetesVersion back to ${installed_minor} (installed: ${installed%%-*})"
+}
+
 # True when every package is installed, held, and at the wanted minor (and patch, if given),
 # from the configured repository.
 already_done() {
@@ -55,7 +65,7 @@ already_done() {
     [[ -s $KEYRING && -f $SOURCES && $(<"$SOURCES") == "$(source_line)" ]] || return 1
     held=$(apt-mark showhold 2>/dev/null || true)
     for pkg in "${PACKAGES[@]}"; do
-        pkg_present "$pkg" || return 1
+        pkg_installed "$pkg" || return 1
         version=$(installed_version "$pkg")
         has_wanted_version "$version" || return 1
         grep -qx "$pkg" <<<"$held" || return 1
@@ -83,6 +93,7 @@ main() {
         die "KUBERNETES_APT_URL must be an http:// or https:// URL, not '${REPO}'"
     fi
     REPO=${REPO%/}/
+    refuse_minor_change_in_a_cluster
 
     if already_done; then
         log_skip "kubelet kubeadm kubectl ${PATCH:-${MINOR}.x} are installed and held"

@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
 # Initialises the control plane with kubeadm (once) and applies the pod network.
+# "Once" is recorded by a marker written only after `kubeadm init` succeeded: admin.conf alone is
+# no proof (kubeadm writes it early, in its kubeconfig phase), so admin.conf without the marker
+# stops with one error asking for `kubeadm reset -f` on the node. A control plane initialised
+# before the marker existed counts as complete when its API answers and kube-system has the
+# kubeadm-config ConfigMap (kubeadm's upload-config phase); the marker is written then.
 # Environment:
 #   NODE_NAME, ADVERTISE_ADDRESS, POD_CIDR, SERVICE_CIDR   required
 #   KUBERNETES_VERSION      required: 1.31 (use the installed kubeadm's patch) or 1.31.4
@@ -7,8 +12,11 @@
 #   CONTROL_PLANE_ENDPOINT  optional host[:port] for the API (stable address/DNS name)
 #   CRI_SOCKET              default unix:///run/containerd/containerd.sock
 #   NODE_PROFILE            host (default) | kind (kind node container: kind's kubelet settings,
-#                           no preflight phase)
-#   CNI                     flannel (default) | kind (the node image's /kind/manifests/default-cni.yaml)
+#                           kind's kube-proxy settings (leave nf_conntrack_max alone), no preflight)
+#   CNI                     flannel (default) | kind (the node image's /kind/manifests/default-cni.yaml,
+#                           its DaemonSet given CONTROL_PLANE_ENDPOINT, as kind does, so kindnet
+#                           reaches the API server without kube-proxy: CONTROL_PLANE_ENDPOINT, else
+#                           ADVERTISE_ADDRESS:6443)
 #   FLANNEL_VERSION         default v0.26.1
 #   FLANNEL_MANIFEST_URL    default: that release's kube-flannel.yml
 set -euo pipefail
@@ -18,6 +26,7 @@ SCRIPT_NAME=kubeadm-init.sh
 
 KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
 ADMIN_CONF=/etc/kubernetes/admin.conf
+INIT_MARKER=/etc/kubernetes/.kubeadm-init-complete
 KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
 CNI_DIR=/etc/kubernetes/cni
 
@@ -125,24 +134,57 @@ evictionHard:
   imagefs.available: "0%"
   nodefs.available: "0%"
   nodefs.inodesFree: "0%"
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+iptables:
+  minSyncPeriod: 1s
+conntrack:
+  # Leave net.netfilter.nf_conntrack_max alone: it is global to the host, and kube-proxy in a
+  # node container cannot raise it (on kernels >= 5.12 it crash-loops trying).
+  maxPerCore: 0
 EOF
     fi
+}
+
+# A control plane initialised before this script wrote markers: its API answers and kubeadm
+# uploaded its configuration (a later phase than the kubeconfig files).
+initialised_before_markers() {
+    retry "API server answers" kubectl_admin get --raw=/readyz >/dev/null || return 1
+    kubectl_admin -n kube-system get configmap kubeadm-config -o name >/dev/null 2>&1
+}
+
+write_init_marker() {
+    write_file_if_changed "$INIT_MARKER" 0644 <<<"kubeadm init completed (Kubernetes ${1})"
 }
 
 init_control_plane() {
     local content
     content=$(render_config)
     write_file_if_changed "$KUBEADM_CONFIG" 0600 <<<"$content"
-    if [[ -f $ADMIN_CONF ]]; then
-        log_skip "control plane already initialised (${ADMIN_CONF} exists); not running kubeadm init"
-        if [[ $FILE_CHANGED == 1 ]]; then
+    local config_changed=$FILE_CHANGED
+    if [[ -f $INIT_MARKER && ! -f $ADMIN_CONF ]]; then
+        log_info "${INIT_MARKER} is left from a control plane that is gone (${ADMIN_CONF} is missing, e.g. after 'kubeadm reset'); initialising anew"
+        rm -f "$INIT_MARKER"
+    fi
+    if [[ ! -f $INIT_MARKER && -f $ADMIN_CONF ]]; then
+        initialised_before_markers ||
+            die "${ADMIN_CONF} exists but kubeadm init never finished here (no ${INIT_MARKER}; the API server does not answer or has no kubeadm-config ConfigMap): run 'kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up' again"
+        log_info "control plane was initialised before init markers were kept; recording it in ${INIT_MARKER}"
+        write_init_marker "$CLUSTER_VERSION"
+    fi
+    if [[ -f $INIT_MARKER ]]; then
+        log_skip "control plane already initialised (${INIT_MARKER} exists); not running kubeadm init"
+        if [[ $config_changed == 1 ]]; then
             log_warn "${KUBEADM_CONFIG} changed, but an initialised cluster is not re-initialised"
         fi
         return 0
     fi
     log_step "kubeadm init (Kubernetes ${CLUSTER_VERSION}, config ${KUBEADM_API})"
     kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print >&2 ||
-        die "kubeadm init failed (see its output above; 'kubeadm reset -f' clears a partial init)"
+        die "kubeadm init failed (see its output above): run 'kubeadm reset -f' on ${NODE_NAME} to clear the partial init, then 'pulumi up' again"
+    write_init_marker "$CLUSTER_VERSION"
 }
 
 wait_for_api() {
@@ -167,12 +209,58 @@ flannel_manifest() {
     CNI_MANIFEST=$out
 }
 
+# The API endpoint kindnet is given: CONTROL_PLANE_ENDPOINT (default port 6443), else the
+# advertise address.
+kindnet_endpoint() {
+    local endpoint=${CONTROL_PLANE_ENDPOINT:-${ADVERTISE_ADDRESS}:6443}
+    [[ $endpoint == *:* ]] || endpoint+=:6443
+    printf '%s' "$endpoint"
+}
+
+# What kind's installcni action does when the manifest asks for it ("would you kindly patch this
+# file"): add CONTROL_PLANE_ENDPOINT to the env of the DaemonSet's first container, so kindnet
+# reaches the API server directly instead of waiting for kube-proxy's service address.
+# Reads the manifest on stdin, writes it patched on stdout; exits 3 when there is no env list.
+add_kindnet_endpoint() {
+    awk -v endpoint="$1" '
+        function indent_of(line) { match(line, /^ */); return RLENGTH }
+        function flush(    i, ds, containers, patched, pad) {
+            ds = 0; containers = 0; patched = 0
+            for (i = 1; i <= n; i++) if (doc[i] ~ /^kind: *DaemonSet *$/) ds = 1
+            for (i = 1; i <= n; i++) {
+                print doc[i]
+                if (!ds || done || patched) continue
+                if (doc[i] ~ /^ *containers: *$/) containers = 1
+                if (containers && doc[i] ~ /^ *(- )?env: *$/ && i < n && doc[i + 1] ~ /^ *- /) {
+                    pad = sprintf("%" indent_of(doc[i + 1]) "s", "")
+                    print pad "- name: CONTROL_PLANE_ENDPOINT"
+                    print pad "  value: \"" endpoint "\""
+                    patched = 1
+                    done = 1
+                }
+            }
+            n = 0
+        }
+        /^---/ { flush(); print; next }
+        { doc[++n] = $0 }
+        END { flush(); if (!done) exit 3 }
+    '
+}
+
 kind_manifest() {
     [[ -r $KIND_CNI_MANIFEST ]] || die "CNI=kind needs ${KIND_CNI_MANIFEST} (a kind node image)"
     install -d -m 0755 "$CNI_DIR"
     local out="${CNI_DIR}/kindnet.yml"
-    local content
+    local content endpoint rc=0
     content=$(sed -E "s#\\{\\{ *\\.PodSubnet *\\}\\}#${POD_CIDR}#g" "$KIND_CNI_MANIFEST")
+    if [[ $content == *"would you kindly patch this file"* ]] &&
+        ! grep -Eq '^[[:space:]]*(-[[:space:]]*)?name:[[:space:]]*"?CONTROL_PLANE_ENDPOINT"?[[:space:]]*$' <<<"$content"; then
+        endpoint=$(kindnet_endpoint)
+        content=$(add_kindnet_endpoint "$endpoint" <<<"$content") || rc=$?
+        [[ $rc -eq 0 ]] ||
+            die "cannot give kindnet CONTROL_PLANE_ENDPOINT: ${KIND_CNI_MANIFEST} has no DaemonSet whose first container has an env list"
+        log_info "kindnet reaches the API server at ${endpoint} (CONTROL_PLANE_ENDPOINT)"
+    fi
     write_file_if_changed "$out" 0644 <<<"$content"
     CNI_MANIFEST=$out
 }

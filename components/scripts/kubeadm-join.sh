@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Joins this node to the cluster as a worker, once. The join command is parsed, never evaluated,
 # and the token is never printed.
+# A node that is already joined (kubelet.conf exists) is left alone when its cluster CA is the
+# one JOIN_COMMAND pins; a different CA means the control plane was rebuilt, so the node is reset
+# (`kubeadm reset -f`) and joins the new one. Needs openssl for that comparison.
 # Environment:
 #   JOIN_COMMAND   required (secret): the line join-token.sh printed:
 #                  kubeadm join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:HEX
@@ -13,6 +16,9 @@ if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/comm
 SCRIPT_NAME=kubeadm-join.sh
 
 KUBELET_CONF=/etc/kubernetes/kubelet.conf
+NODE_CA=/etc/kubernetes/pki/ca.crt
+# What kubeadm join prints when the bootstrap token has expired or was never in this cluster.
+EXPIRED_TOKEN_PATTERN='is invalid for this cluster or it has expired|could not find a JWS signature in the cluster-info ConfigMap for token ID'
 
 # Sets ENDPOINT, TOKEN, CA_HASH from JOIN_COMMAND or dies naming the problem (not the token).
 parse_join_command() {
@@ -45,27 +51,64 @@ parse_join_command() {
         die "JOIN_COMMAND's --discovery-token-ca-cert-hash is not sha256:<64 hex digits>: refusing to join"
 }
 
+# kubeadm's CA pin of a certificate: sha256 of its DER SubjectPublicKeyInfo.
+ca_cert_hash() {
+    local der_hash
+    der_hash=$(openssl x509 -pubkey -noout -in "$1" | openssl pkey -pubin -outform der | sha256sum) ||
+        return 1
+    der_hash=${der_hash%% *}
+    [[ $der_hash =~ ^[0-9a-f]{64}$ ]] || return 1
+    printf 'sha256:%s' "$der_hash"
+}
+
+# True when this node is already joined to the cluster JOIN_COMMAND is for. When it is joined to
+# another cluster (the control plane was rebuilt), resets it so that it can join the new one.
+already_joined() {
+    [[ -f $KUBELET_CONF ]] || return 1
+    [[ -r $NODE_CA ]] ||
+        die "${KUBELET_CONF} exists but ${NODE_CA} does not, so this node's cluster cannot be told: run 'kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up' again"
+    require_cmd openssl
+    local current
+    current=$(ca_cert_hash "$NODE_CA") || die "cannot read the CA certificate ${NODE_CA} with openssl"
+    if [[ $current == "$CA_HASH" ]]; then
+        return 0
+    fi
+    log_step "this node is joined to another cluster (CA ${current:0:19}..., the join command pins ${CA_HASH:0:19}...): rejoining a new control plane, kubeadm reset -f first"
+    require_cmd kubeadm
+    kubeadm reset -f --cri-socket "$CRI_SOCKET" >&2 ||
+        die "kubeadm reset -f failed (see its output above); this node cannot rejoin the new control plane until it succeeds"
+    return 1
+}
+
 main() {
     require_root
     require_env JOIN_COMMAND NODE_NAME
-    local cri_socket=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
+    CRI_SOCKET=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
     local profile=${NODE_PROFILE:-host}
     case $profile in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${profile}'" ;; esac
     [[ $NODE_NAME =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
         die "NODE_NAME must be a lowercase DNS name, not '${NODE_NAME}'"
     parse_join_command
-    if [[ -f $KUBELET_CONF ]]; then
-        log_skip "node already joined (${KUBELET_CONF} exists); not running kubeadm join"
+    if already_joined; then
+        log_skip "node already joined (${KUBELET_CONF} exists, same cluster CA); not running kubeadm join"
         return 0
     fi
     require_cmd kubeadm
     local args=(join "$ENDPOINT" --token "$TOKEN" --discovery-token-ca-cert-hash "$CA_HASH"
-        --node-name "$NODE_NAME" --cri-socket "$cri_socket")
+        --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET")
     if [[ $profile == kind ]]; then
         args+=(--skip-phases=preflight)
     fi
     log_step "kubeadm join ${ENDPOINT} as ${NODE_NAME} (CA pinned to ${CA_HASH:0:19}...)"
-    kubeadm "${args[@]}" >&2 ||
+    local output rc=0
+    output=$(mktemp)
+    kubeadm "${args[@]}" 2>&1 | tee "$output" >&2 || rc=$?
+    if [[ $rc -ne 0 ]] && grep -Eq "$EXPIRED_TOKEN_PATTERN" "$output"; then
+        rm -f "$output"
+        die "kubeadm join ${ENDPOINT} was refused: the join command has expired (or its token is unknown to this control plane); get a fresh one by replacing the step that makes it: pulumi up --replace <URN of ${NODE_NAME}-join-token> (pulumi stack --show-urns lists it)"
+    fi
+    rm -f "$output"
+    [[ $rc -eq 0 ]] ||
         die "kubeadm join ${ENDPOINT} failed (see its output above; 'kubeadm reset -f' clears a partial join)"
     log_step "done"
 }

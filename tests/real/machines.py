@@ -35,6 +35,7 @@ INCLUDE = (
     "iproute2",
     "ca-certificates",
     "curl",
+    "openssl",  # on Ubuntu hosts too; kubeadm-join.sh compares cluster CAs with it
     "python3",
 )
 IMAGE_REPO = "kubeadm-real-machine"

@@ -197,3 +197,68 @@ def test_install_step_fails_clearly_for_a_patch_the_repository_lacks(
     assert sorted(machine.sh("apt-mark showhold").split()) == sorted(
         kubeadm_repo.KUBERNETES_PACKAGES
     )
+
+
+def test_install_step_refuses_to_change_the_minor_of_a_node_in_a_cluster(
+    installed: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """A node already in a cluster keeps its minor: that change is a `kubeadm upgrade`."""
+    machine: Machine = installed["machine"]
+    machine.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/kubelet.conf")
+    try:
+        run = run_install_step(machine, install_env(repo["url"], "1.32"), timeout=300)
+    finally:
+        machine.sh("rm -rf /etc/kubernetes")
+    assert run.returncode != 0, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
+    assert run.error_lines[0] == (
+        "error: install-kubeadm.sh: this node is already in a cluster (/etc/kubernetes/kubelet.conf"
+        f" exists) with kubeadm {kubeadm_repo.PACKAGE_VERSION}: changing to KUBERNETES_VERSION 1.32"
+        " upgrades a running cluster, which needs 'kubeadm upgrade' and is not supported by this"
+        " program yet; set kubernetesVersion back to 1.31 (installed: 1.31.4)"
+    ), run.describe()
+    # It stopped before touching apt: nothing fetched or installed, the packages stay held.
+    kubeadm_part = run.stderr.split("==> install-kubeadm.sh", 1)[-1]
+    assert "apt-get" not in kubeadm_part and "fetching" not in kubeadm_part, run.describe()
+    assert machine.sh(f"cat {SOURCES}") == f"deb [signed-by={KEYRING}] {repo['url']} /\n"
+    assert machine.sh("dpkg-query -W -f='${Version}' kubeadm") == kubeadm_repo.PACKAGE_VERSION
+
+
+def test_install_step_allows_the_same_minor_on_a_node_in_a_cluster(
+    installed: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    machine: Machine = installed["machine"]
+    machine.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/kubelet.conf")
+    try:
+        run = run_install_step(machine, install_env(repo["url"], "1.31"), timeout=300)
+    finally:
+        machine.sh("rm -rf /etc/kubernetes")
+    assert run.returncode == 0, run.describe()
+    assert "kubelet kubeadm kubectl 1.31.x are installed and held" in run.stderr, run.describe()
+
+
+def test_common_pkg_installed_counts_held_packages(installed: dict[str, Any]) -> None:
+    """dpkg says "hold ok installed" for a held package; it is installed all the same."""
+    machine: Machine = installed["machine"]
+    machine.sh("mkdir -p /opt/scripts")
+    machine.put(REPO / "components" / "scripts" / "common.sh", "/opt/scripts/common.sh")
+    statuses = machine.sh(
+        "dpkg-query -W -f='${Package} ${Status}\\n' kubeadm ca-certificates"
+    ).splitlines()
+    assert sorted(statuses) == [
+        "ca-certificates install ok installed",
+        "kubeadm hold ok installed",
+    ]
+    out = machine.sh(
+        "bash -c '. /opt/scripts/common.sh"
+        " && for p in kubeadm ca-certificates no-such-package; do"
+        "      if pkg_installed $p; then echo $p yes; else echo $p no; fi; done"
+        ' && printf "missing=[%s]\\n" "$(missing_packages kubeadm kubectl no-such-package)"\''
+    )
+    assert out.splitlines() == [
+        "kubeadm yes",
+        "ca-certificates yes",
+        "no-such-package no",
+        "missing=[no-such-package]",
+    ]

@@ -7,8 +7,13 @@ log every call; the tests assert the exact commands, their order, and the files 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +26,10 @@ pytestmark = pytest.mark.real
 
 ADMIN = ["--kubeconfig", "/etc/kubernetes/admin.conf"]
 CONFIG = "/etc/kubernetes/kubeadm-config.yaml"
+MARKER = "/etc/kubernetes/.kubeadm-init-complete"
+READYZ = ["kubectl", *ADMIN, "get", "--raw=/readyz"]
+KUBEADM_CONFIG_MAP = ["kubectl", *ADMIN, "-n", "kube-system", "get", "configmap",
+                      "kubeadm-config", "-o", "name"]  # fmt: skip
 CRI = "unix:///run/containerd/containerd.sock"
 TOKEN = "abcdef.0123456789abcdef"
 CA_HASH = "sha256:" + "ab" * 32
@@ -101,10 +110,12 @@ def test_init_host_profile_runs_init_then_cni_in_order(control_plane: Machine) -
         ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
     ]
     assert control_plane.sh(f"stat -c %a {CONFIG}").strip() == "600"
+    assert control_plane.sh(f"cat {MARKER}") == "kubeadm init completed (Kubernetes v1.31.4)\n"
 
 
 def test_init_writes_the_kubeadm_config(control_plane: Machine) -> None:
     config = read_config(control_plane)
+    assert set(config) == {"InitConfiguration", "ClusterConfiguration", "KubeletConfiguration"}
     init, cluster, kubelet = (
         config["InitConfiguration"],
         config["ClusterConfiguration"],
@@ -157,6 +168,7 @@ def test_init_kind_profile_with_an_older_kubeadm(control_plane: Machine) -> None
         "NODE_PROFILE": "kind",
         "CNI": "kind",
         "CERT_SANS": "",
+        "CONTROL_PLANE_ENDPOINT": "",
         "CRI_SOCKET": "unix:///run/containerd/containerd.sock",
     }
     run = control_plane.run_script("kubeadm-init.sh", env)
@@ -178,9 +190,57 @@ def test_init_kind_profile_with_an_older_kubeadm(control_plane: Machine) -> None
     assert kubelet["failSwapOn"] is False
     assert kubelet["imageGCHighThresholdPercent"] == 100
     assert set(kubelet["evictionHard"].values()) == {"0%"}
+    # kind's kube-proxy settings: kube-proxy must not raise nf_conntrack_max from a node container.
+    assert config["KubeProxyConfiguration"] == {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "iptables": {"minSyncPeriod": "1s"},
+        "conntrack": {"maxPerCore": 0},
+    }
     applied = control_plane.sh("cat /etc/standins/applied/kindnet.yml")
-    assert "value: 10.32.0.0/16" in applied
     assert "PodSubnet" not in applied
+    assert kindnet_env(applied) == [
+        {"name": "CONTROL_PLANE_ENDPOINT", "value": f"{control_plane.ip}:6443"},
+        {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "POD_SUBNET", "value": "10.32.0.0/16"},
+    ]
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(applied) if doc]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount", "DaemonSet"]
+
+
+def kindnet_env(manifest: str) -> list[dict[str, Any]]:
+    docs = [doc for doc in yaml.safe_load_all(manifest) if doc]
+    daemon_set = next(doc for doc in docs if doc["kind"] == "DaemonSet")
+    env: list[dict[str, Any]] = daemon_set["spec"]["template"]["spec"]["containers"][0]["env"]
+    return env
+
+
+def test_init_kind_cni_reaches_the_given_control_plane_endpoint_and_is_idempotent(
+    control_plane: Machine,
+) -> None:
+    reset(control_plane, "kind-control-plane False node-role.kubernetes.io/control-plane\n")
+    env = {
+        **host_env(control_plane),
+        "NODE_NAME": "kind-control-plane",
+        "NODE_PROFILE": "kind",
+        "CNI": "kind",
+        "CONTROL_PLANE_ENDPOINT": "kind-control-plane",
+    }
+    run = control_plane.run_script("kubeadm-init.sh", env)
+    assert run.returncode == 0, run.describe()
+    assert "kindnet reaches the API server at kind-control-plane:6443" in run.stderr
+    written = control_plane.sh("cat /etc/kubernetes/cni/kindnet.yml")
+    assert kindnet_env(written)[0] == {
+        "name": "CONTROL_PLANE_ENDPOINT",
+        "value": "kind-control-plane:6443",
+    }
+    again = control_plane.run_script("kubeadm-init.sh", env)
+    assert again.returncode == 0, again.describe()
+    assert "wrote " not in again.stderr, again.describe()
+    assert control_plane.sh("cat /etc/kubernetes/cni/kindnet.yml") == written
+    assert [entry["name"] for entry in kindnet_env(written)].count("CONTROL_PLANE_ENDPOINT") == 1
 
 
 @pytest.mark.parametrize(
@@ -207,11 +267,111 @@ def test_init_reports_a_failed_kubeadm_init_and_stops(control_plane: Machine) ->
     reset(control_plane)
     control_plane.sh("echo init > /etc/standins/kubeadm-fail")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
-    one_error(run, "kubeadm init failed")
+    error = one_error(run)
+    assert error == (
+        "error: kubeadm-init.sh: kubeadm init failed (see its output above): run 'kubeadm reset -f'"
+        " on cp1 to clear the partial init, then 'pulumi up' again"
+    )
     assert [call[:2] for call in calls(control_plane)] == [
         ["kubeadm", "version"],
         ["kubeadm", "init"],
     ]
+    # kubeadm wrote admin.conf (its kubeconfig phase) before failing; no marker was written.
+    assert control_plane.rc("test -f /etc/kubernetes/admin.conf") == 0
+    assert control_plane.rc(f"test -e {MARKER}") != 0
+
+
+HALF_DONE = (
+    "error: kubeadm-init.sh: /etc/kubernetes/admin.conf exists but kubeadm init never finished"
+    f" here (no {MARKER}; the API server does not answer or has no kubeadm-config ConfigMap):"
+    " run 'kubeadm reset -f' on cp1, then 'pulumi up' again"
+)
+
+
+def test_init_after_a_half_finished_init_asks_for_a_reset_then_inits_after_it(
+    control_plane: Machine,
+) -> None:
+    """The run after test_init_reports_a_failed_kubeadm_init_and_stops: admin.conf, no marker."""
+    control_plane.sh("rm -f /etc/standins/kubeadm-fail /var/log/standins.log")
+    run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert one_error(run) == HALF_DONE
+    assert calls(control_plane) == [
+        ["kubeadm", "version", "-o", "short"],
+        READYZ,
+        KUBEADM_CONFIG_MAP,
+    ]
+    assert control_plane.rc(f"test -e {MARKER}") != 0
+    # The operator follows the advice; the next run initialises.
+    control_plane.sh("kubeadm reset -f && rm -f /var/log/standins.log")
+    run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert run.returncode == 0, run.describe()
+    assert [call[:2] for call in calls(control_plane)] == [
+        ["kubeadm", "version"],
+        ["kubeadm", "init"],
+        ["kubectl", "--kubeconfig"],
+        ["kubectl", "--kubeconfig"],
+    ]
+    assert control_plane.rc(f"test -f {MARKER}") == 0
+
+
+def test_init_with_admin_conf_but_no_answering_api_asks_for_a_reset(
+    control_plane: Machine,
+) -> None:
+    reset(control_plane)
+    control_plane.sh(
+        "mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
+        " && echo kube-system/kubeadm-config > /etc/standins/configmaps"
+        " && touch /etc/standins/api-down"
+    )
+    env = {**host_env(control_plane), "RETRY_ATTEMPTS": "2", "RETRY_DELAY": "0"}
+    run = control_plane.run_script("kubeadm-init.sh", env)
+    assert one_error(run) == HALF_DONE
+    assert calls(control_plane) == [["kubeadm", "version", "-o", "short"], READYZ, READYZ]
+
+
+def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: Machine) -> None:
+    """A cluster made by the earlier script: admin.conf, API up, kubeadm-config uploaded."""
+    reset(control_plane)
+    control_plane.sh(
+        "mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
+        " && echo kube-system/kubeadm-config > /etc/standins/configmaps"
+    )
+    run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert run.returncode == 0, run.describe()
+    assert "initialised before init markers were kept" in run.stderr
+    assert calls(control_plane) == [
+        ["kubeadm", "version", "-o", "short"],
+        READYZ,
+        KUBEADM_CONFIG_MAP,
+        READYZ,
+        ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
+    ]
+    assert control_plane.sh(f"cat {MARKER}") == "kubeadm init completed (Kubernetes v1.31.4)\n"
+    control_plane.sh("rm -f /var/log/standins.log")
+    again = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert again.returncode == 0, again.describe()
+    assert "already initialised" in again.stderr
+    assert [call[:4] for call in calls(control_plane)] == [
+        ["kubeadm", "version", "-o", "short"],
+        READYZ[:4],
+        ["kubectl", *ADMIN, "apply"],
+    ]
+
+
+def test_init_runs_again_when_the_marker_outlived_its_control_plane(
+    control_plane: Machine,
+) -> None:
+    """`kubeadm reset -f` removes admin.conf but not the marker: that marker means nothing."""
+    reset(control_plane)
+    control_plane.sh(f"mkdir -p /etc/kubernetes && echo old > {MARKER}")
+    run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert run.returncode == 0, run.describe()
+    assert "is left from a control plane that is gone" in run.stderr
+    assert [call[:2] for call in calls(control_plane)][:2] == [
+        ["kubeadm", "version"],
+        ["kubeadm", "init"],
+    ]
+    assert control_plane.sh(f"cat {MARKER}") == "kubeadm init completed (Kubernetes v1.31.4)\n"
 
 
 @pytest.mark.parametrize(
@@ -253,25 +413,163 @@ def test_join_token_refuses_a_ttl_that_is_not_a_positive_duration(
     assert run.stdout == ""
 
 
-def test_join_runs_kubeadm_join_with_the_pinned_ca_then_skips(worker: Machine) -> None:
+@dataclass(frozen=True)
+class ClusterCA:
+    pem: Path
+    pin: str  # kubeadm's --discovery-token-ca-cert-hash for it
+
+    def join_line(self) -> str:
+        return f"kubeadm join {ENDPOINT} --token {TOKEN} --discovery-token-ca-cert-hash {self.pin}"
+
+
+def _der_element(data: bytes, pos: int) -> tuple[int, int]:
+    """(content start, element end) of the DER element at pos."""
+    length = data[pos + 1]
+    start = pos + 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    return start, start + length
+
+
+def spki_pin(pem: str) -> str:
+    """kubeadm's CA pin, computed here without openssl: sha256 of the DER SubjectPublicKeyInfo,
+    the 7th field of tbsCertificate (6th when the optional [0] version is absent)."""
+    body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
+    der = base64.b64decode(body)
+    cert_start, _ = _der_element(der, 0)
+    tbs_start, tbs_end = _der_element(der, cert_start)
+    fields = []
+    pos = tbs_start
+    while pos < tbs_end:
+        _, end = _der_element(der, pos)
+        fields.append((pos, end))
+        pos = end
+    if der[fields[0][0]] == 0xA0:
+        fields = fields[1:]
+    spki_start, spki_end = fields[5]
+    return "sha256:" + hashlib.sha256(der[spki_start:spki_end]).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def cluster_cas(tmp_path_factory: pytest.TempPathFactory) -> tuple[ClusterCA, ClusterCA]:
+    """Two self-signed cluster CAs: the old control plane's and a rebuilt one's."""
+    directory = tmp_path_factory.mktemp("cluster-cas")
+    cas = []
+    for name in ("old", "new"):
+        pem = directory / f"{name}-ca.crt"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", str(directory / f"{name}-ca.key"), "-out", str(pem),
+             "-subj", "/CN=kubernetes", "-days", "2"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        cas.append(ClusterCA(pem, spki_pin(pem.read_text())))
+    assert cas[0].pin != cas[1].pin
+    return cas[0], cas[1]
+
+
+def join_call(pin: str) -> list[str]:
+    return [
+        "kubeadm", "join", ENDPOINT,
+        "--token", TOKEN,
+        "--discovery-token-ca-cert-hash", pin,
+        "--node-name", "w1",
+        "--cri-socket", CRI,
+    ]  # fmt: skip
+
+
+def serve_ca(worker: Machine, ca: ClusterCA) -> None:
+    """The CA of the control plane the stand-in kubeadm join joins."""
+    worker.put(ca.pem, "/etc/standins/cluster-ca.crt")
+
+
+def test_join_runs_kubeadm_join_with_the_pinned_ca_then_skips(
+    worker: Machine, cluster_cas: tuple[ClusterCA, ClusterCA]
+) -> None:
+    old, _ = cluster_cas
     reset(worker)
-    env = {"JOIN_COMMAND": JOIN_LINE + " ", "NODE_NAME": "w1"}
+    serve_ca(worker, old)
+    env = {"JOIN_COMMAND": old.join_line() + " ", "NODE_NAME": "w1"}
     run = worker.run_script("kubeadm-join.sh", env)
     assert run.returncode == 0, run.describe()
     assert TOKEN not in run.stdout + run.stderr
-    assert calls(worker) == [
-        [
-            "kubeadm", "join", ENDPOINT,
-            "--token", TOKEN,
-            "--discovery-token-ca-cert-hash", CA_HASH,
-            "--node-name", "w1",
-            "--cri-socket", CRI,
-        ]
-    ]  # fmt: skip
+    assert calls(worker) == [join_call(old.pin)]
     again = worker.run_script("kubeadm-join.sh", env)
     assert again.returncode == 0, again.describe()
     assert "already joined" in again.stderr
     assert len(calls(worker)) == 1
+
+
+def test_join_rejoins_when_the_control_plane_was_rebuilt(
+    worker: Machine, cluster_cas: tuple[ClusterCA, ClusterCA]
+) -> None:
+    """Joined to the old control plane (the test above); the join command now pins a new CA."""
+    old, new = cluster_cas
+    worker.sh("rm -f /var/log/standins.log")
+    assert worker.rc("test -f /etc/kubernetes/kubelet.conf") == 0
+    serve_ca(worker, new)
+    env = {"JOIN_COMMAND": new.join_line(), "NODE_NAME": "w1", "CRI_SOCKET": "unix:///run/x.sock"}
+    run = worker.run_script("kubeadm-join.sh", env)
+    assert run.returncode == 0, run.describe()
+    assert "rejoining a new control plane" in run.stderr
+    assert f"CA {old.pin[:19]}..." in run.stderr
+    assert calls(worker) == [
+        ["kubeadm", "reset", "-f", "--cri-socket", "unix:///run/x.sock"],
+        [*join_call(new.pin)[:-1], "unix:///run/x.sock"],
+    ]
+    assert spki_pin(worker.sh("cat /etc/kubernetes/pki/ca.crt")) == new.pin
+    again = worker.run_script("kubeadm-join.sh", env)
+    assert again.returncode == 0, again.describe()
+    assert "already joined" in again.stderr
+    assert len(calls(worker)) == 2
+
+
+def test_join_of_a_joined_node_without_its_ca_is_one_error(worker: Machine) -> None:
+    reset(worker)
+    worker.sh("mkdir -p /etc/kubernetes && echo old > /etc/kubernetes/kubelet.conf")
+    run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "w1"})
+    assert one_error(run) == (
+        "error: kubeadm-join.sh: /etc/kubernetes/kubelet.conf exists but /etc/kubernetes/pki/ca.crt"
+        " does not, so this node's cluster cannot be told: run 'kubeadm reset -f' on w1, then"
+        " 'pulumi up' again"
+    )
+    assert calls(worker) == []
+
+
+def test_join_of_a_joined_node_without_openssl_is_one_error(
+    worker: Machine, cluster_cas: tuple[ClusterCA, ClusterCA]
+) -> None:
+    old, _ = cluster_cas
+    reset(worker)
+    worker.sh("mkdir -p /etc/kubernetes/pki && echo old > /etc/kubernetes/kubelet.conf")
+    worker.put(old.pem, "/etc/kubernetes/pki/ca.crt")
+    worker.sh("mv /usr/bin/openssl /usr/bin/openssl.hidden")
+    try:
+        run = worker.run_script(
+            "kubeadm-join.sh", {"JOIN_COMMAND": old.join_line(), "NODE_NAME": "w1"}
+        )
+    finally:
+        worker.sh("mv /usr/bin/openssl.hidden /usr/bin/openssl")
+    assert one_error(run) == "error: kubeadm-join.sh: required command 'openssl' not found on PATH"
+    assert calls(worker) == []
+
+
+def test_join_with_an_expired_token_says_how_to_get_a_fresh_one(worker: Machine) -> None:
+    reset(worker)
+    worker.sh("touch /etc/standins/join-token-expired")
+    run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "w1"})
+    assert one_error(run) == (
+        f"error: kubeadm-join.sh: kubeadm join {ENDPOINT} was refused: the join command has"
+        " expired (or its token is unknown to this control plane); get a fresh one by replacing"
+        " the step that makes it: pulumi up --replace <URN of w1-join-token>"
+        " (pulumi stack --show-urns lists it)"
+    )
+    assert "could not find a JWS signature" in run.stderr  # kubeadm's own words stay visible
+    assert TOKEN not in run.stdout + run.stderr
+    assert calls(worker) == [join_call(CA_HASH)]
+    assert worker.rc("test -e /etc/kubernetes/kubelet.conf") != 0
 
 
 def test_join_failure_is_one_line_without_the_token(worker: Machine) -> None:
