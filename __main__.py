@@ -26,16 +26,7 @@ else:
 
 cluster = KubeadmCluster(
     config.cluster_name,
-    KubeadmClusterArgs(
-        cluster=config.cluster,
-        master=hosts.master,
-        workers=hosts.workers,
-        api_endpoint=hosts.api_endpoint,
-        cert_sans=hosts.cert_sans,
-        install=hosts.install,
-        profile=hosts.profile,
-        cni=hosts.cni,
-    ),
+    KubeadmClusterArgs.for_hosts(config.cluster, hosts),
 )
 
 workloads = Workloads(

@@ -72,6 +72,20 @@ class KubeadmClusterArgs:
     cni: Cni = "flannel"
     extra_master_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
+    @classmethod
+    def for_hosts(cls, cluster: ClusterConfig, hosts: ClusterHosts) -> KubeadmClusterArgs:
+        """The cluster on a target's hosts, with the target's install, profile and CNI."""
+        return cls(
+            cluster=cluster,
+            master=hosts.master,
+            workers=hosts.workers,
+            api_endpoint=hosts.api_endpoint,
+            cert_sans=hosts.cert_sans,
+            install=hosts.install,
+            profile=hosts.profile,
+            cni=hosts.cni,
+        )
+
 
 class ClusterHosts(Protocol):
     """What a target (AwsHosts, LocalHosts) hands to the kubeadm steps and the workloads."""

@@ -7,7 +7,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc
 
 from components.aws import (
     CANONICAL_OWNER_ID,
@@ -77,34 +76,14 @@ def run_aws(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramR
         wired.hosts = hosts
         wired.cluster = KubeadmCluster(
             config.cluster_name,
-            KubeadmClusterArgs(
-                cluster=config.cluster,
-                master=hosts.master,
-                workers=hosts.workers,
-                api_endpoint=hosts.api_endpoint,
-                cert_sans=hosts.cert_sans,
-                install=hosts.install,
-                profile=hosts.profile,
-                cni=hosts.cni,
-            ),
+            KubeadmClusterArgs.for_hosts(config.cluster, hosts),
         )
 
     return run_components(program, stack="aws", **overrides), wired
 
 
-def plain(value: Any) -> Any:
-    """Input values with any secret wrapper removed (secretness is checked separately)."""
-    if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return plain(value.get("value"))
-        return {key: plain(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [plain(inner) for inner in value]
-    return value
-
-
 def inputs(res: Registration) -> dict[str, Any]:
-    return plain(res.inputs)
+    return res.inputs  # secret wrappers are already removed; secretness: res.secret_inputs
 
 
 def instances(run: ProgramRun) -> dict[str, Registration]:

@@ -17,11 +17,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc
 
 from components.local import systemd_wait_command
 from components.transport import DockerExecTransport, Step
@@ -53,14 +51,6 @@ class Ran:
     seconds: float
 
 
-def plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return plain(value.get("value"))
-        return {key: plain(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [plain(inner) for inner in value]
-    return value
 
 
 def declare(run_components: ComponentRunner, container: str, step: Step) -> Declared:
@@ -69,7 +59,7 @@ def declare(run_components: ComponentRunner, container: str, step: Step) -> Decl
     def program() -> None:
         DockerExecTransport(container).run("step", step, pulumi.ResourceOptions())
 
-    values = plain(run_components(program, stack="dev").named("step").inputs)
+    values = run_components(program, stack="dev").named("step").inputs
     return Declared(
         values["create"], values.get("stdin"), values.get("delete"), values.get("logging")
     )
