@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import pulumi
@@ -70,7 +70,6 @@ class KubeadmClusterArgs:
     install: NodeInstall | None = None
     profile: NodeProfile = "host"
     cni: Cni = "flannel"
-    extra_master_env: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
     @classmethod
     def for_hosts(cls, cluster: ClusterConfig, hosts: ClusterHosts) -> KubeadmClusterArgs:
@@ -254,7 +253,6 @@ class KubeadmCluster(pulumi.ComponentResource):
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.profile,
             "CNI": args.cni,
-            **args.extra_master_env,
         }
 
     def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
