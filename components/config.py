@@ -732,10 +732,13 @@ def raw_config_values() -> dict[str, object]:
     project = pulumi.get_project()
     prefix = f"{project}:"
     values: dict[str, object] = {}
-    all_config: Mapping[str, Any] = pulumi.runtime.config.CONFIG.get()
-    for full_key, value in all_config.items():
+    # The language host copies the engine's PULUMI_CONFIG into the runtime's config map; read
+    # both so no key is missed (and unknown keys are found) whichever way it arrived.
+    runtime_config = pulumi.runtime.config
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    for full_key in sorted(keys):
         if full_key.startswith(prefix):
-            values[full_key[len(prefix):]] = value
+            values[full_key[len(prefix):]] = runtime_config.get_config(full_key)
     region = pulumi.Config("aws").get("region")
     if region is not None:
         values["aws:region"] = region

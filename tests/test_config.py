@@ -3,6 +3,7 @@ that names the key, shows the value and says the expected form."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -216,3 +217,12 @@ def test_private_key_is_never_echoed() -> None:
     with pytest.raises(ConfigError) as caught:
         parse("aws", sshPrivateKey=secret)
     assert "SECRETSECRET" not in str(caught.value)
+
+
+def test_config_from_the_engine_environment_is_read(
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real `pulumi up` hands config over as PULUMI_CONFIG; keys there count too."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"kubeadm-cluster:workers": "-2"}))
+    run = run_program("dev", expect_error=True, workers=None)
+    assert isinstance(run.error, ConfigError) and run.error.key == "workers"
