@@ -226,6 +226,19 @@ def instance_architecture(instance_type: str) -> Architecture:
     return "arm64" if match and "g" in match.group(3) else "x86_64"
 
 
+ONE_VCPU_TYPES = frozenset({"t1.micro", "t2.small", "m1.small", "m1.medium", "m3.medium"})
+
+
+def has_one_vcpu(instance_type: str) -> bool:
+    """Known single-vCPU types: a few old ones, and Graviton `.medium` outside the t family."""
+    family, size = instance_type.split(".", 1)
+    graviton_medium = (
+        size == "medium" and instance_architecture(instance_type) == "arm64"
+        and not family.startswith("t")
+    )
+    return instance_type in ONE_VCPU_TYPES or graviton_medium
+
+
 # ---------------------------------------------------------------------------------------------
 # Field parsers: each returns a typed value or raises ConfigError(key, value, expected)
 
@@ -620,6 +633,9 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         if value.split(".", 1)[1] in ("nano", "micro"):
             raise ConfigError(key, value, "an instance type with at least 2 GiB of memory "
                               "(kubeadm's minimum), such as t3.small or t3.medium")
+        if has_one_vcpu(value):
+            raise ConfigError(key, value, "an instance type with at least 2 vCPUs (kubeadm's "
+                              "minimum), such as t3.small, t3.medium or m7g.large")
         return value
 
     admin_raw = values.get("adminCidrs")

@@ -179,6 +179,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
      "does not overlap vpcCidr"),
     ("aws", {"masterInstanceType": "t3.micro"}, "masterInstanceType", "at least 2 GiB"),
     ("aws", {"workerInstanceType": "big"}, "workerInstanceType", "an EC2 instance type"),
+    ("aws", {"workerInstanceType": "t2.small"}, "workerInstanceType", "at least 2 vCPUs"),
+    ("aws", {"masterInstanceType": "m7g.medium"}, "masterInstanceType", "at least 2 vCPUs"),
     ("aws", {"ami": "ami-123"}, "ami", "an AMI id"),
     ("aws", {"sshPublicKey": "not a key"}, "sshPublicKey", "an OpenSSH public key line"),
     ("aws", {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "sshPrivateKey",
