@@ -5,8 +5,10 @@ Step graph (each arrow is a dependency):
 
     host -> install (preflight, install-runtime, install-kubeadm)   (only when `install` is set)
     master install -> init -> kubeconfig
-    init -> join-token(worker) ; worker install + join-token(worker) -> join(worker)
-    join(worker) -> drain(worker)         (drain's delete drains and removes the Node first)
+    init + worker install -> join-token(worker) -> join(worker)
+    init + worker host -> drain(worker) -> join(worker)
+                                          (drain's delete drains and removes the Node; it is
+                                           deleted after the join and before the host)
     init -> control-plane-scheduling     (untainted while the master is the only node)
     init + scheduling + every join -> ready    (the readiness gate workloads depend on)
 
@@ -169,7 +171,8 @@ class KubeadmCluster(pulumi.ComponentResource):
         scheduling = self._run(
             args.master,
             f"{name}-control-plane-scheduling",
-            Step(inline=control_plane_scheduling_command(args.master.name, bool(args.workers))),
+            Step(inline=control_plane_scheduling_command(args.master.name, bool(args.workers)),
+                 triggers=self._triggers(args.master)),
             [init],
         )
 
@@ -183,6 +186,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "EXPECTED_NODES": " ".join(self.node_names),
                     "READY_TIMEOUT_SECONDS": str(READY_TIMEOUT_SECONDS),
                 },
+                triggers=self._triggers(args.master),
             ),
             [init, scheduling, *joins],
         )
@@ -257,10 +261,24 @@ class KubeadmCluster(pulumi.ComponentResource):
 
     def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
         master = self._args.master
-        # A worker's cluster steps run again when its machine or the control plane is new
-        # (a rebuilt master is a new cluster to join). Neither changes on scale-out.
+        # The join runs again when the worker's machine or the control plane is new (a rebuilt
+        # master is a new cluster to join). Neither changes on scale-out.
         triggers = [*self._triggers(worker), *self._triggers(master)]
         prepared = self._install(worker)
+        # The drain exists before the join and is removed after it: a worker going away, or a
+        # replaced drain step, drains and deletes its Node before a machine of the same name
+        # joins again, and before the worker's machine is deleted (it waits for the host).
+        # It follows the worker's machine only: a rebuilt master has nothing to drain.
+        drain = self._run(
+            master,
+            f"{worker.name}-drain",
+            Step(
+                inline=f"{KUBECTL} get --raw=/readyz",
+                delete=drain_command(worker.name),
+                triggers=self._triggers(worker),
+            ),
+            [init, *worker.depends_on],
+        )
         # A fresh, short-lived join command per worker, made on the master once the worker is
         # ready to use it, so a slow install cannot outlive the token.
         token = self._run(
@@ -282,16 +300,6 @@ class KubeadmCluster(pulumi.ComponentResource):
                 },
                 triggers=triggers,
             ),
-            [*prepared, token],
-        )
-        self._run(
-            master,
-            f"{worker.name}-drain",
-            Step(
-                inline=f"{KUBECTL} get node {shlex.quote(worker.name)} -o name",
-                delete=drain_command(worker.name),
-                triggers=triggers,
-            ),
-            [join],
+            [*prepared, token, drain],
         )
         return join

@@ -386,7 +386,10 @@ class Workloads(pulumi.ComponentResource):
 
     def _opts(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
-            parent=self, provider=self.provider, depends_on=[self._ready, *after]
+            parent=self, provider=self.provider, depends_on=[self._ready, *after],
+            # Names are fixed, so a replacement (a new provider for a rebuilt control plane,
+            # or an immutable field) can never be created before the old object is deleted.
+            delete_before_replace=True,
         )
 
     def _declare_app(self, app: AppConfig, args: WorkloadsArgs) -> AppObjects:

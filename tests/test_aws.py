@@ -357,7 +357,9 @@ def test_each_worker_is_drained_and_deleted_before_it_goes(
         assert delete.index(f"drain {worker(i)}") < delete.index(f"delete node {worker(i)}")
         assert drain.delete_before_replace is True
         assert inputs(drain)["connection"]["host"] == FAKE_EIP  # runs on the master
-        assert run.depends_on(drain, run.named(f"{worker(i)}-join"))
+        # Removed after the join, before the instance: the Node is drained while it runs.
+        assert run.depends_on(run.named(f"{worker(i)}-join"), drain)
+        assert run.depends_on(drain, run.named(worker(i)))
 
 
 # ---------------------------------------------------------------------------------------------

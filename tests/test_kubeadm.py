@@ -105,7 +105,10 @@ def test_drain_runs_on_the_master_before_the_worker_goes(run_components: Compone
     run = run_cluster(run_components, 2)
     for i in range(2):
         drain = run.named(f"kubeadm-aws-worker-{i}-drain")
-        assert run.depends_on(drain, run.named(f"kubeadm-aws-worker-{i}-join"))
+        # The join waits for the drain, so the drain is deleted after the join: a replaced
+        # drain step removes the old Node before a machine of the same name joins again.
+        assert run.depends_on(run.named(f"kubeadm-aws-worker-{i}-join"), drain)
+        assert run.depends_on(drain, run.named("kubeadm-aws-master-init"))
         assert drain.delete_before_replace
         delete = drain.inputs["delete"]
         assert delete.startswith("sudo -n sh -c ")
@@ -214,13 +217,16 @@ def test_steps_rerun_when_their_machine_is_replaced(run_components: ComponentRun
 
 def test_worker_steps_rerun_for_a_new_control_plane(run_components: ComponentRunner) -> None:
     run = run_cluster(run_components, 1)
-    for name in ("kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-join",
-                 "kubeadm-aws-worker-0-drain"):
+    for name in ("kubeadm-aws-worker-0-join-token", "kubeadm-aws-worker-0-join"):
         assert run.resolve(run.named(name).inputs["triggers"]) == [
             "machine-kubeadm-aws-worker-0", "machine-kubeadm-aws-master"], name
-    # The install belongs to the machine alone: a new master does not reinstall workers.
-    assert run.named("kubeadm-aws-worker-0-install").inputs["triggers"] == [
-        "machine-kubeadm-aws-worker-0"]
+    # The install and the drain belong to the worker's machine alone: a new master neither
+    # reinstalls workers nor drains them (against a control plane that is going away).
+    for name in ("kubeadm-aws-worker-0-install", "kubeadm-aws-worker-0-drain"):
+        assert run.named(name).inputs["triggers"] == ["machine-kubeadm-aws-worker-0"], name
+    # What must happen again on a new control plane: the taint and the readiness gate.
+    for name in ("kubeadm-aws-control-plane-scheduling", "kubeadm-aws-ready"):
+        assert run.named(name).inputs["triggers"] == ["machine-kubeadm-aws-master"], name
 
 
 def test_join_token_is_made_after_the_workers_install(run_components: ComponentRunner) -> None:

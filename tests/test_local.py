@@ -243,7 +243,7 @@ def test_steps_use_the_exact_docker_exec_commands(
         assert join["create"] == f"docker exec -i {worker} bash -s"
         assert "delete" not in join
         drain = inputs(run.named(f"{worker}-drain"))
-        get_node = f"kubectl --kubeconfig=/etc/kubernetes/admin.conf get node {worker} -o name"
+        get_node = "kubectl --kubeconfig=/etc/kubernetes/admin.conf get --raw=/readyz"
         assert drain["create"] == f"docker exec {MASTER} sh -c {shlex.quote(get_node)}"
         assert drain["delete"].endswith(
             f"; docker exec {MASTER} sh -c {shlex.quote(drain_command(worker))}")
@@ -270,7 +270,8 @@ def test_step_order_without_install_steps(local: tuple[ProgramRun, Wired], worke
         assert run.depends_on(join, token)
         assert run.depends_on(join, run.named(f"{worker}-systemd"))
         assert run.depends_on(ready, join)
-        assert run.depends_on(drain, join)
+        assert run.depends_on(join, drain)
+        assert run.depends_on(drain, run.named(f"{worker}-systemd"))
     expected_nodes = " ".join([MASTER, *WORKERS[:workers]])
     assert exported_env(inputs(ready)["stdin"])["EXPECTED_NODES"] == expected_nodes
 

@@ -322,3 +322,11 @@ def test_a_new_control_plane_replaces_the_provider(run_program: Callable[..., Pr
     run = run_program("dev")
     (provider,) = run.of_type(PROVIDER_TYPE)
     assert provider.inputs["clusterIdentifier"] == "kubeadm-dev/kubeadm-dev-master-id"
+
+
+def test_fixed_name_objects_are_replaced_delete_first(
+    run_program: Callable[..., ProgramRun],
+) -> None:
+    run = run_program("dev")
+    objects = [r for r in run.resources if r.type.startswith(K8S_PREFIX)]
+    assert objects and all(r.delete_before_replace for r in objects)

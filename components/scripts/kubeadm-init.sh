@@ -149,10 +149,17 @@ EOF
 }
 
 # A control plane initialised before this script wrote markers: its API answers and kubeadm
-# uploaded its configuration (a later phase than the kubeconfig files).
+# got through its last phases: upload-config (kubeadm-config), bootstrap-token (cluster-info,
+# which joins need) and addon (the CoreDNS and kube-proxy ConfigMaps). A failed init that is
+# merely retried stops short of some of these and must be reset instead.
 initialised_before_markers() {
     retry "API server answers" kubectl_admin get --raw=/readyz >/dev/null || return 1
-    kubectl_admin -n kube-system get configmap kubeadm-config -o name >/dev/null 2>&1
+    local object
+    for object in kube-system/kubeadm-config kube-public/cluster-info kube-system/coredns \
+        kube-system/kube-proxy; do
+        kubectl_admin -n "${object%%/*}" get configmap "${object#*/}" -o name >/dev/null 2>&1 ||
+            return 1
+    done
 }
 
 write_init_marker() {
@@ -170,7 +177,7 @@ init_control_plane() {
     fi
     if [[ ! -f $INIT_MARKER && -f $ADMIN_CONF ]]; then
         initialised_before_markers ||
-            die "${ADMIN_CONF} exists but kubeadm init never finished here (no ${INIT_MARKER}; the API server does not answer or has no kubeadm-config ConfigMap): run 'kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up' again"
+            die "${ADMIN_CONF} exists but kubeadm init never finished here (no ${INIT_MARKER}; the API server does not answer or kubeadm's last phases left no trace): run 'kubeadm reset -f' on ${NODE_NAME}, then 'pulumi up' again"
         log_info "control plane was initialised before init markers were kept; recording it in ${INIT_MARKER}"
         write_init_marker "$CLUSTER_VERSION"
     fi

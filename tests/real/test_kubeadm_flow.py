@@ -30,6 +30,12 @@ MARKER = "/etc/kubernetes/.kubeadm-init-complete"
 READYZ = ["kubectl", *ADMIN, "get", "--raw=/readyz"]
 KUBEADM_CONFIG_MAP = ["kubectl", *ADMIN, "-n", "kube-system", "get", "configmap",
                       "kubeadm-config", "-o", "name"]  # fmt: skip
+FINISHED_INIT_MAPS = ("kube-system/kubeadm-config kube-public/cluster-info kube-system/coredns "
+                      "kube-system/kube-proxy")
+FINISHED_INIT_CALLS = [
+    ["kubectl", *ADMIN, "-n", ns, "get", "configmap", name, "-o", "name"]
+    for ns, name in (item.split("/") for item in FINISHED_INIT_MAPS.split())
+]
 CRI = "unix:///run/containerd/containerd.sock"
 TOKEN = "abcdef.0123456789abcdef"
 CA_HASH = "sha256:" + "ab" * 32
@@ -283,7 +289,7 @@ def test_init_reports_a_failed_kubeadm_init_and_stops(control_plane: Machine) ->
 
 HALF_DONE = (
     "error: kubeadm-init.sh: /etc/kubernetes/admin.conf exists but kubeadm init never finished"
-    f" here (no {MARKER}; the API server does not answer or has no kubeadm-config ConfigMap):"
+    f" here (no {MARKER}; the API server does not answer or kubeadm's last phases left no trace):"
     " run 'kubeadm reset -f' on cp1, then 'pulumi up' again"
 )
 
@@ -329,12 +335,28 @@ def test_init_with_admin_conf_but_no_answering_api_asks_for_a_reset(
     assert calls(control_plane) == [["kubeadm", "version", "-o", "short"], READYZ, READYZ]
 
 
-def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: Machine) -> None:
-    """A cluster made by the earlier script: admin.conf, API up, kubeadm-config uploaded."""
+def test_init_retried_after_a_failure_past_upload_config_asks_for_a_reset(
+    control_plane: Machine,
+) -> None:
+    """kubeadm-config is uploaded mid-init; without cluster-info and the addons it is not done."""
     reset(control_plane)
     control_plane.sh(
         "mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
         " && echo kube-system/kubeadm-config > /etc/standins/configmaps"
+    )
+    run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
+    assert one_error(run) == HALF_DONE
+    assert calls(control_plane) == [
+        ["kubeadm", "version", "-o", "short"], READYZ, *FINISHED_INIT_CALLS[:2]]
+    assert control_plane.rc(f"test -f {MARKER}") != 0
+
+
+def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: Machine) -> None:
+    """A cluster made by the earlier script: admin.conf, API up, every init phase's trace."""
+    reset(control_plane)
+    control_plane.sh(
+        "mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
+        f" && printf '%s\\n' {FINISHED_INIT_MAPS} > /etc/standins/configmaps"
     )
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
@@ -342,7 +364,7 @@ def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: M
     assert calls(control_plane) == [
         ["kubeadm", "version", "-o", "short"],
         READYZ,
-        KUBEADM_CONFIG_MAP,
+        *FINISHED_INIT_CALLS,
         READYZ,
         ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
     ]
