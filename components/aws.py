@@ -92,27 +92,9 @@ def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Netw
     gateway = aws.ec2.InternetGateway(
         f"{cluster}-igw", vpc_id=vpc.id, tags=tags(cluster, f"{cluster}-igw"), opts=opts
     )
-    public_subnet = aws.ec2.Subnet(
-        f"{cluster}-public",
-        vpc_id=vpc.id,
-        cidr_block=cfg.subnet_cidr,
-        availability_zone=zone,
-        map_public_ip_on_launch=True,
-        tags=tags(cluster, f"{cluster}-public"),
-        opts=opts,
-    )
-    public_table = aws.ec2.RouteTable(
-        f"{cluster}-public",
-        vpc_id=vpc.id,
-        routes=[aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, gateway_id=gateway.id)],
-        tags=tags(cluster, f"{cluster}-public"),
-        opts=opts,
-    )
-    public_association = aws.ec2.RouteTableAssociation(
-        f"{cluster}-public",
-        subnet_id=public_subnet.id,
-        route_table_id=public_table.id,
-        opts=opts,
+    public_subnet, public_association = routed_subnet(
+        cluster, "public", vpc, cfg.subnet_cidr, zone,
+        aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, gateway_id=gateway.id), opts,
     )
     if not cfg.private_workers:
         return Network(vpc, public_subnet, None, [public_association], [])
@@ -128,31 +110,42 @@ def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Netw
         tags=tags(cluster, f"{cluster}-nat"),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_association]),
     )
-    private_subnet = aws.ec2.Subnet(
-        f"{cluster}-private",
-        vpc_id=vpc.id,
-        cidr_block=cfg.private_subnet_cidr,
-        availability_zone=zone,
-        map_public_ip_on_launch=False,
-        tags=tags(cluster, f"{cluster}-private"),
-        opts=opts,
-    )
-    private_table = aws.ec2.RouteTable(
-        f"{cluster}-private",
-        vpc_id=vpc.id,
-        routes=[aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, nat_gateway_id=nat.id)],
-        tags=tags(cluster, f"{cluster}-private"),
-        opts=opts,
-    )
-    private_association = aws.ec2.RouteTableAssociation(
-        f"{cluster}-private",
-        subnet_id=private_subnet.id,
-        route_table_id=private_table.id,
-        opts=opts,
+    private_subnet, private_association = routed_subnet(
+        cluster, "private", vpc, cfg.private_subnet_cidr, zone,
+        aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, nat_gateway_id=nat.id), opts,
     )
     return Network(
         vpc, public_subnet, private_subnet, [public_association], [private_association, nat]
     )
+
+
+def routed_subnet(
+    cluster: str,
+    kind: Literal["public", "private"],
+    vpc: aws.ec2.Vpc,
+    cidr: str,
+    zone: pulumi.Input[str],
+    default_route: aws.ec2.RouteTableRouteArgs,
+    opts: pulumi.ResourceOptions,
+) -> tuple[aws.ec2.Subnet, aws.ec2.RouteTableAssociation]:
+    """A subnet whose default route is `default_route`; public ones map public IPs on launch."""
+    name = f"{cluster}-{kind}"
+    subnet = aws.ec2.Subnet(
+        name,
+        vpc_id=vpc.id,
+        cidr_block=cidr,
+        availability_zone=zone,
+        map_public_ip_on_launch=kind == "public",
+        tags=tags(cluster, name),
+        opts=opts,
+    )
+    table = aws.ec2.RouteTable(
+        name, vpc_id=vpc.id, routes=[default_route], tags=tags(cluster, name), opts=opts
+    )
+    association = aws.ec2.RouteTableAssociation(
+        name, subnet_id=subnet.id, route_table_id=table.id, opts=opts
+    )
+    return subnet, association
 
 
 # ---------------------------------------------------------------------------------------------

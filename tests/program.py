@@ -11,7 +11,8 @@ import asyncio
 import json
 import os
 import runpy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,18 @@ def run_program_with(
     root = pulumi.runtime.settings.get_root_resource()
     outputs = dict(getattr(root, "outputs", {}) or {})
     return ProgramRun(loop=loop, resources=monitor.registrations, outputs=outputs, error=error)
+
+
+@contextmanager
+def stack_runs(
+    variants: Mapping[str, tuple[str, dict[str, Any]]],
+) -> Iterator[dict[str, ProgramRun]]:
+    """Each variant (stack, config overrides) run once on one shared event loop."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield {key: run_program_with(loop, stack, **overrides)
+               for key, (stack, overrides) in variants.items()}
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)

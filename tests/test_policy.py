@@ -9,7 +9,6 @@ one test runs it with PolicyPack replaced by a recorder.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import runpy
 import sys
@@ -23,7 +22,7 @@ from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResourceOptions
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policy import validators as v
-from tests.program import FAKE_PRIVATE_KEY, FAKE_PUBLIC_KEY, REPO, ProgramRun, run_program_with
+from tests.program import FAKE_PRIVATE_KEY, FAKE_PUBLIC_KEY, REPO, ProgramRun, stack_runs
 
 STACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("dev", {}),
@@ -36,14 +35,8 @@ STACKS: dict[str, tuple[str, dict[str, Any]]] = {
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, ProgramRun]]:
     """Each shipped stack (and variants) run once under mocks for the whole module."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield {key: run_program_with(loop, stack, **overrides)
-               for key, (stack, overrides) in STACKS.items()}
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+    with stack_runs(STACKS) as done:
+        yield done
 
 
 def captured(run: ProgramRun) -> list[v.Resource]:

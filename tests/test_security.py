@@ -10,7 +10,6 @@ the program exactly as real ones would.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from tests.program import (
     ProgramRun,
     ProgramRunner,
     Registration,
-    run_program_with,
+    stack_runs,
 )
 
 SECRET_PATTERNS = {
@@ -59,14 +58,9 @@ STACKS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @pytest.fixture(scope="module")
 def runs() -> Iterator[dict[str, ProgramRun]]:
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        yield {key: run_program_with(loop, stack, **overrides)
-               for key, (stack, overrides) in STACKS.items()}
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
+    """Each shipped stack (and variants) run once under mocks for the whole module."""
+    with stack_runs(STACKS) as done:
+        yield done
 
 
 def strings(value: Any) -> Iterator[str]:
