@@ -46,7 +46,7 @@ pulumi.export("target", config.target)
 pulumi.export("apiServer", pulumi.Output.concat("https://", hosts.api_endpoint))
 pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("nodeNames", cluster.node_names)
-pulumi.export("nodePrivateIps", {n.name: n.private_ip for n in [hosts.master, *hosts.workers]})
+pulumi.export("nodePrivateIps", cluster.node_private_ips)
 pulumi.export("apps", {
     key: {"namespace": app.namespace, "service": app.service_name, "url": app.url}
     for key, app in workloads.apps.items()

@@ -340,7 +340,6 @@ class AwsHosts(pulumi.ComponentResource):
     cni: Cni
     # for exports
     master_public_ip: pulumi.Output[str]
-    node_private_ips: dict[str, str]
     ssh_private_key: pulumi.Output[str] | None
     ssh_key_file: str | None
     ssh_commands: dict[str, pulumi.Output[str]]
@@ -397,7 +396,6 @@ class AwsHosts(pulumi.ComponentResource):
         worker_cidr = cfg.private_subnet_cidr if cfg.private_workers else cfg.subnet_cidr
         worker_routes = network.private_routes if cfg.private_workers else network.public_routes
         workers: list[ClusterNode] = []
-        self.node_private_ips = {config.master_name: master_ip}
         self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
         self.ssh_commands = {
             config.master_name: eip.public_ip.apply(
@@ -413,7 +411,6 @@ class AwsHosts(pulumi.ComponentResource):
                 private_ip=worker_ip, after=worker_routes,
                 public_ip=False if cfg.private_workers else None,
             ), firewall, key, self)
-            self.node_private_ips[worker_name] = worker_ip
             if cfg.private_workers:
                 # Reached through the master: the same key opens both hops.
                 transport = self._transport(cfg, key, worker_ip, jump_host=eip.public_ip)
@@ -442,7 +439,6 @@ class AwsHosts(pulumi.ComponentResource):
         self.ssh_private_key = key.generated_private_key
         self.register_outputs({
             "masterPublicIp": self.master_public_ip,
-            "nodePrivateIps": self.node_private_ips,
             "apiEndpoint": self.api_endpoint,
             "sshCommands": self.ssh_commands,
         })

@@ -151,6 +151,7 @@ class KubeadmCluster(pulumi.ComponentResource):
     cluster_identifier: pulumi.Output[str]
     ready: CommandResource
     node_names: list[str]
+    node_private_ips: dict[str, pulumi.Input[str]]
 
     def __init__(
         self, name: str, args: KubeadmClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -176,7 +177,9 @@ class KubeadmCluster(pulumi.ComponentResource):
             [init],
         )
 
-        self.node_names = [args.master.name, *(worker.name for worker in args.workers)]
+        nodes = [args.master, *args.workers]
+        self.node_names = [node.name for node in nodes]
+        self.node_private_ips = {node.name: node.private_ip for node in nodes}
         self.ready = self._run(
             args.master,
             f"{name}-ready",
@@ -204,7 +207,11 @@ class KubeadmCluster(pulumi.ComponentResource):
             )
         )
         self.cluster_identifier = pulumi.Output.concat(name, "/", args.master.identity or "")
-        self.register_outputs({"kubeconfig": self.kubeconfig, "nodeNames": self.node_names})
+        self.register_outputs({
+            "kubeconfig": self.kubeconfig,
+            "nodeNames": self.node_names,
+            "nodePrivateIps": self.node_private_ips,
+        })
 
     # -- steps -----------------------------------------------------------------------------
 

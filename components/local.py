@@ -79,8 +79,6 @@ class LocalHosts(pulumi.ComponentResource):
     install: NodeInstall | None
     profile: NodeProfile
     cni: Cni
-    node_private_ips: dict[str, str]
-    container_names: list[str]
     network_name: pulumi.Output[str]
 
     def __init__(
@@ -115,13 +113,9 @@ class LocalHosts(pulumi.ComponentResource):
         self.network_name = network.name
 
         names = [config.master_name, *config.worker_names]
-        self.node_private_ips = {
-            node: node_ip(local.network_cidr, index) for index, node in enumerate(names)
-        }
-        self.container_names = names
-
         nodes = [
-            self._node(config, local, node, image, network, is_master=index == 0)
+            self._node(config, local, node, node_ip(local.network_cidr, index), image, network,
+                       is_master=index == 0)
             for index, node in enumerate(names)
         ]
         self.master, self.workers = nodes[0], nodes[1:]
@@ -139,8 +133,6 @@ class LocalHosts(pulumi.ComponentResource):
             {
                 "apiEndpoint": self.api_endpoint,
                 "networkName": self.network_name,
-                "nodePrivateIps": self.node_private_ips,
-                "containerNames": self.container_names,
             }
         )
 
@@ -149,11 +141,11 @@ class LocalHosts(pulumi.ComponentResource):
         config: StackConfig,
         local: LocalConfig,
         name: str,
+        ip: str,
         image: docker.RemoteImage,
         network: docker.Network,
         is_master: bool,
     ) -> ClusterNode:
-        ip = self.node_private_ips[name]
         container = docker.Container(
             name,
             name=name,

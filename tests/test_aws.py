@@ -129,7 +129,7 @@ def test_private_ips_are_fixed_unique_and_inside_the_subnet(
         assert ips[worker(i)] == node_ip(SUBNET, i + 1)
     assert len(set(ips.values())) == len(ips)
     assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(SUBNET) for ip in ips.values())
-    assert wired.hosts.node_private_ips == ips
+    assert wired.cluster.node_private_ips == ips
     assert wired.hosts.master.private_ip == ips[MASTER]
     assert [w.private_ip for w in wired.hosts.workers] == [ips[worker(i)] for i in range(5)]
 

@@ -116,11 +116,10 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
         assert containers[name]["hostname"] == name
         assert containers[name]["image"] == IMAGE_ID
         assert containers[name]["networksAdvanced"] == [{"name": "kubeadm-dev", "ipv4Address": ip}]
-    assert wired.hosts.node_private_ips == expected_ips
-    assert wired.hosts.container_names == list(expected_ips)
     assert [n.name for n in wired.hosts.workers] == list(expected_ips)[1:]
     nodes = [wired.hosts.master, *wired.hosts.workers]
     assert {n.name: n.private_ip for n in nodes} == expected_ips
+    assert wired.cluster.node_private_ips == expected_ips
 
 
 def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) -> None:
