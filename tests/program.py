@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pulumi
 import pulumi.runtime.settings
@@ -23,7 +23,8 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
-from components.config import PROJECT
+from components.config import PROJECT, StackConfig, load_stack_config
+from components.kubeadm import ClusterHosts, KubeadmCluster, KubeadmClusterArgs
 
 REPO = Path(__file__).resolve().parent.parent
 MAIN = REPO / "__main__.py"
@@ -343,3 +344,35 @@ def stack_runs(
     finally:
         loop.close()
         asyncio.set_event_loop(None)
+
+
+Hosts = TypeVar("Hosts", bound=ClusterHosts)
+
+
+@dataclass
+class WiredCluster(Generic[Hosts]):
+    """What a hosts -> kubeadm mini program built, for assertions on component attributes."""
+
+    hosts: Hosts
+    cluster: KubeadmCluster
+
+
+def run_cluster_on(
+    run_components: ComponentRunner,
+    make_hosts: Callable[[StackConfig], Hosts],
+    stack: str,
+    **overrides: Any,
+) -> tuple[ProgramRun, WiredCluster[Hosts]]:
+    """A target's hosts and the kubeadm cluster on them, wired as __main__.py wires them."""
+    built: list[WiredCluster[Hosts]] = []
+
+    def program() -> None:
+        config = load_stack_config()
+        hosts = make_hosts(config)
+        cluster = KubeadmCluster(
+            config.cluster_name, KubeadmClusterArgs.for_hosts(config.cluster, hosts)
+        )
+        built.append(WiredCluster(hosts, cluster))
+
+    run = run_components(program, stack=stack, **overrides)
+    return run, built[0]

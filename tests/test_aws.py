@@ -13,8 +13,7 @@ from components.aws import (
     AwsHosts,
     AwsHostsArgs,
 )
-from components.config import load_stack_config, node_ip
-from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
+from components.config import node_ip
 from tests.conftest import (
     FAKE_EIP,
     FAKE_PRIVATE_KEY,
@@ -24,6 +23,7 @@ from tests.conftest import (
     ProgramRun,
     Registration,
 )
+from tests.program import WiredCluster, run_cluster_on
 
 CLUSTER = "kubeadm-aws"
 MASTER = f"{CLUSTER}-master"
@@ -46,11 +46,7 @@ def worker(index: int) -> str:
     return f"{CLUSTER}-worker-{index}"
 
 
-class Wired:
-    """What the mini program built, for assertions on component attributes."""
-
-    hosts: AwsHosts
-    cluster: KubeadmCluster
+Wired = WiredCluster[AwsHosts]
 
 
 @pytest.fixture(autouse=True)
@@ -68,22 +64,10 @@ def invokes(monkeypatch: pytest.MonkeyPatch) -> list[pulumi.runtime.MockCallArgs
 
 
 def run_aws(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramRun, Wired]:
-    wired = Wired()
-
-    def program() -> None:
-        config = load_stack_config()
-        hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
-        wired.hosts = hosts
-        wired.cluster = KubeadmCluster(
-            config.cluster_name,
-            KubeadmClusterArgs.for_hosts(config.cluster, hosts),
-        )
-
-    return run_components(program, stack="aws", **overrides), wired
-
-
-def inputs(res: Registration) -> dict[str, Any]:
-    return res.inputs  # secret wrappers are already removed; secretness: res.secret_inputs
+    return run_cluster_on(
+        run_components, lambda config: AwsHosts(config.cluster_name, AwsHostsArgs(config)),
+        "aws", **overrides,
+    )
 
 
 def instances(run: ProgramRun) -> dict[str, Registration]:
@@ -123,7 +107,7 @@ def test_private_ips_are_fixed_unique_and_inside_the_subnet(
 ) -> None:
     run, wired = run_aws(run_components, workers=5)
 
-    ips = {name: inputs(res)["privateIp"] for name, res in instances(run).items()}
+    ips = {name: res.inputs["privateIp"] for name, res in instances(run).items()}
     assert ips[MASTER] == node_ip(SUBNET, 0) == "10.0.1.10"
     for i in range(5):
         assert ips[worker(i)] == node_ip(SUBNET, i + 1)
@@ -139,29 +123,29 @@ def test_network_is_one_public_subnet_routed_to_an_internet_gateway(
 ) -> None:
     run, _ = run_aws(run_components, workers=1)
 
-    vpc = inputs(run.named(f"{CLUSTER}-vpc"))
+    vpc = run.named(f"{CLUSTER}-vpc").inputs
     assert vpc["cidrBlock"] == "10.0.0.0/16"
     assert vpc["enableDnsHostnames"] is True
     subnets = run.of_type("aws:ec2/subnet:Subnet")
     assert len(subnets) == 1
-    subnet = inputs(subnets[0])
+    subnet = subnets[0].inputs
     assert subnet["cidrBlock"] == SUBNET
     assert subnet["mapPublicIpOnLaunch"] is True
     assert subnet["availabilityZone"] == "eu-west-1a"  # the region's first zone (mocked lookup)
-    table = inputs(run.of_type("aws:ec2/routeTable:RouteTable")[0])
+    table = run.of_type("aws:ec2/routeTable:RouteTable")[0].inputs
     assert table["routes"] == [{"cidrBlock": "0.0.0.0/0", "gatewayId": f"{CLUSTER}-igw-id"}]
-    association = inputs(run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")[0])
+    association = run.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")[0].inputs
     assert association == {
         "subnetId": f"{CLUSTER}-public-id", "routeTableId": f"{CLUSTER}-public-id",
     }
-    assert all(inputs(r)["subnetId"] == f"{CLUSTER}-public-id" for r in run.of_type(INSTANCE))
+    assert all(r.inputs["subnetId"] == f"{CLUSTER}-public-id" for r in run.of_type(INSTANCE))
 
 
 def test_availability_zone_from_config(run_components: ComponentRunner,
                                        invokes: list[pulumi.runtime.MockCallArgs]) -> None:
     run, _ = run_aws(run_components, workers=0, availabilityZone="eu-west-1b")
 
-    assert inputs(run.of_type("aws:ec2/subnet:Subnet")[0])["availabilityZone"] == "eu-west-1b"
+    assert run.of_type("aws:ec2/subnet:Subnet")[0].inputs["availabilityZone"] == "eu-west-1b"
     assert not [c for c in invokes if "getAvailabilityZones" in c.token]
 
 
@@ -170,7 +154,7 @@ def test_availability_zone_from_config(run_components: ComponentRunner,
 
 
 def rule_shape(res: Registration) -> tuple[Any, ...]:
-    values = inputs(res)
+    values = res.inputs
     source = values.get("cidrIpv4") or ("self" if values.get("referencedSecurityGroupId") ==
                                         values["securityGroupId"] else None)
     direction = "in" if res.type == INGRESS else "out"
@@ -186,9 +170,9 @@ def test_security_group_rules_are_exactly_admin_access_node_to_node_and_egress(
     groups = run.of_type("aws:ec2/securityGroup:SecurityGroup")
     assert len(groups) == 1
     # No inline rules: the rule resources below are the whole truth.
-    assert "ingress" not in inputs(groups[0]) and "egress" not in inputs(groups[0])
+    assert "ingress" not in groups[0].inputs and "egress" not in groups[0].inputs
     rules = run.of_type(INGRESS) + run.of_type(EGRESS)
-    assert all(inputs(r)["securityGroupId"] == f"{CLUSTER}-nodes-id" for r in rules)
+    assert all(r.inputs["securityGroupId"] == f"{CLUSTER}-nodes-id" for r in rules)
     expected: set[tuple[str, str, int | None, int | None, str]] = {
         ("out", "-1", None, None, "0.0.0.0/0"), ("in", "-1", None, None, "self"),
     }
@@ -202,7 +186,7 @@ def test_security_group_rules_are_exactly_admin_access_node_to_node_and_egress(
     assert sorted(shapes, key=str) == sorted(expected, key=str)
     assert not [s for s in shapes if s[0] == "in" and s[4] == "0.0.0.0/0"]
     for res in run.of_type(INSTANCE):
-        assert inputs(res)["vpcSecurityGroupIds"] == [f"{CLUSTER}-nodes-id"]
+        assert res.inputs["vpcSecurityGroupIds"] == [f"{CLUSTER}-nodes-id"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +200,7 @@ def test_instances_require_imdsv2_encrypt_gp3_and_are_tagged(
                      workerInstanceType="t3.large")
 
     for name, res in instances(run).items():
-        values = inputs(res)
+        values = res.inputs
         assert values["metadataOptions"] == {
             "httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 2,
         }
@@ -237,9 +221,9 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
     hosts = wired.hosts
 
     eip = run.of_type("aws:ec2/eip:Eip")[0]
-    assert inputs(eip)["domain"] == "vpc"
+    assert eip.inputs["domain"] == "vpc"
     association = run.of_type("aws:ec2/eipAssociation:EipAssociation")[0]
-    assert inputs(association) == {
+    assert association.inputs == {
         "instanceId": f"{MASTER}-id", "allocationId": f"eipalloc-{MASTER}-eip",
     }
     assert run.depends_on(association, eip)
@@ -258,7 +242,7 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
     on_worker = {f"{worker(0)}-{s}" for s in ("install", "join")}
     for res in run.of_type(COMMAND):
         on_master = res.name not in on_worker
-        host = inputs(res)["connection"]["host"]
+        host = res.inputs["connection"]["host"]
         assert host == (FAKE_EIP if on_master else WORKER_PUBLIC_IP), res.name
         if on_master:
             assert run.depends_on(res, association), res.name
@@ -284,7 +268,7 @@ def test_ami_is_the_latest_canonical_ubuntu_noble_and_never_churns(
         "architecture": ["x86_64"],
     }
     for res in run.of_type(INSTANCE):
-        assert inputs(res)["ami"] == AMI_X86
+        assert res.inputs["ami"] == AMI_X86
         # A newer Ubuntu image next week must not replace running nodes.
         assert res.ignore_changes == ["ami"]
         # A fixed private IP cannot be held by the old and the new instance at once.
@@ -304,8 +288,8 @@ def test_graviton_instance_types_get_arm64_images(
         "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-*"
     ]
     nodes = instances(run)
-    assert inputs(nodes[MASTER])["ami"] == AMI_X86
-    assert inputs(nodes[worker(0)])["ami"] == AMI_ARM
+    assert nodes[MASTER].inputs["ami"] == AMI_X86
+    assert nodes[worker(0)].inputs["ami"] == AMI_ARM
 
 
 def test_ami_override_skips_the_lookup(
@@ -314,7 +298,7 @@ def test_ami_override_skips_the_lookup(
     run, _ = run_aws(run_components, workers=1, ami="ami-0123456789abcdef0")
 
     assert not [c for c in invokes if c.token == GET_AMI]
-    assert {inputs(r)["ami"] for r in run.of_type(INSTANCE)} == {"ami-0123456789abcdef0"}
+    assert {r.inputs["ami"] for r in run.of_type(INSTANCE)} == {"ami-0123456789abcdef0"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,12 +335,12 @@ def test_each_worker_is_drained_and_deleted_before_it_goes(
 
     for i in range(2):
         drain = run.named(f"{worker(i)}-drain")
-        delete = inputs(drain)["delete"]
+        delete = drain.inputs["delete"]
         assert f"drain {worker(i)}" in delete
         assert f"delete node {worker(i)}" in delete
         assert delete.index(f"drain {worker(i)}") < delete.index(f"delete node {worker(i)}")
         assert drain.delete_before_replace is True
-        assert inputs(drain)["connection"]["host"] == FAKE_EIP  # runs on the master
+        assert drain.inputs["connection"]["host"] == FAKE_EIP  # runs on the master
         # Removed after the join, before the instance: the Node is drained while it runs.
         assert run.depends_on(run.named(f"{worker(i)}-join"), drain)
         assert run.depends_on(drain, run.named(worker(i)))
@@ -370,19 +354,19 @@ def test_generated_key_pair_is_secret_everywhere(run_components: ComponentRunner
     run, wired = run_aws(run_components, workers=1)
 
     key = run.of_type("tls:index/privateKey:PrivateKey")
-    assert len(key) == 1 and inputs(key[0]) == {"algorithm": "ED25519"}
-    assert inputs(run.of_type("aws:ec2/keyPair:KeyPair")[0])["publicKey"] == FAKE_PUBLIC_KEY
+    assert len(key) == 1 and key[0].inputs == {"algorithm": "ED25519"}
+    assert run.of_type("aws:ec2/keyPair:KeyPair")[0].inputs["publicKey"] == FAKE_PUBLIC_KEY
     assert wired.hosts.ssh_private_key is not None
     assert run.is_secret(wired.hosts.ssh_private_key)
     assert run.resolve(wired.hosts.ssh_private_key) == FAKE_PRIVATE_KEY
     assert run.is_secret(wired.cluster.kubeconfig)
     for res in run.of_type(COMMAND):
-        assert inputs(res)["connection"]["privateKey"] == FAKE_PRIVATE_KEY
+        assert res.inputs["connection"]["privateKey"] == FAKE_PRIVATE_KEY
         assert "connection" in res.secret_inputs, res.name
     for i in range(1):
         token = run.named(f"{worker(i)}-join-token")
         assert "stdout" in token.additional_secret_outputs
-        assert inputs(token)["logging"] == "none"
+        assert token.inputs["logging"] == "none"
         assert "stdin" in run.named(f"{worker(i)}-join").secret_inputs
 
 
@@ -392,10 +376,10 @@ def test_user_supplied_key_pair_with_private_key(run_components: ComponentRunner
                          sshPrivateKey=user_key)
 
     assert not run.of_type("tls:index/privateKey:PrivateKey")
-    assert inputs(run.of_type("aws:ec2/keyPair:KeyPair")[0])["publicKey"] == FAKE_PUBLIC_KEY
+    assert run.of_type("aws:ec2/keyPair:KeyPair")[0].inputs["publicKey"] == FAKE_PUBLIC_KEY
     assert wired.hosts.ssh_private_key is None  # the user's own key is not exported again
     for res in run.of_type(COMMAND):
-        assert inputs(res)["connection"]["privateKey"] == user_key
+        assert res.inputs["connection"]["privateKey"] == user_key
         assert "connection" in res.secret_inputs
     assert run.resolve(wired.hosts.ssh_commands[MASTER]) == f"ssh ubuntu@{FAKE_EIP}"
 
@@ -408,7 +392,7 @@ def test_user_supplied_public_key_alone_uses_the_ssh_agent(
     assert not run.of_type("tls:index/privateKey:PrivateKey")
     assert wired.hosts.ssh_private_key is None
     for res in run.of_type(COMMAND):
-        assert "privateKey" not in inputs(res)["connection"]
+        assert "privateKey" not in res.inputs["connection"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,22 +429,22 @@ def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
     run, wired = run_aws(run_components, workers=2, privateWorkers="true")
 
     private = "10.0.2.0/24"
-    subnets = {inputs(r)["cidrBlock"]: inputs(r) for r in run.of_type("aws:ec2/subnet:Subnet")}
+    subnets = {r.inputs["cidrBlock"]: r.inputs for r in run.of_type("aws:ec2/subnet:Subnet")}
     assert subnets[private]["mapPublicIpOnLaunch"] is False
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 1
-    tables = [inputs(r) for r in run.of_type("aws:ec2/routeTable:RouteTable")]
+    tables = [r.inputs for r in run.of_type("aws:ec2/routeTable:RouteTable")]
     assert {"cidrBlock": "0.0.0.0/0", "natGatewayId": f"{CLUSTER}-nat-id"} in \
         [route for table in tables for route in table["routes"]]
 
     nodes = instances(run)
-    assert inputs(nodes[MASTER])["privateIp"] == node_ip(SUBNET, 0)
+    assert nodes[MASTER].inputs["privateIp"] == node_ip(SUBNET, 0)
     association = run.of_type("aws:ec2/eipAssociation:EipAssociation")[0]
     for i in range(2):
-        values = inputs(nodes[worker(i)])
+        values = nodes[worker(i)].inputs
         assert values["privateIp"] == node_ip(private, i + 1)
         assert values["subnetId"] == f"{CLUSTER}-private-id"
         join = run.named(f"{worker(i)}-join")
-        connection = inputs(join)["connection"]
+        connection = join.inputs["connection"]
         assert connection["host"] == node_ip(private, i + 1)
         assert connection["proxy"]["host"] == FAKE_EIP
         assert connection["proxy"]["privateKey"] == FAKE_PRIVATE_KEY

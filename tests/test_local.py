@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.config import load_stack_config
-from components.kubeadm import KubeadmCluster, KubeadmClusterArgs, drain_command
+from components.kubeadm import drain_command
 from components.local import (
     CONTAINER_IGNORE_CHANGES,
     SYSTEMD_READY_PATTERN,
@@ -18,7 +18,8 @@ from components.local import (
     LocalHostsArgs,
     systemd_wait_command,
 )
-from tests.conftest import ComponentRunner, ProgramRun, Registration
+from tests.conftest import ComponentRunner, ProgramRun
+from tests.program import WiredCluster, run_cluster_on
 
 MASTER = "kubeadm-dev-master"
 WORKERS = ["kubeadm-dev-worker-0", "kubeadm-dev-worker-1"]
@@ -30,30 +31,14 @@ NODE_IMAGE = (
 IMAGE_ID = "sha256:" + "cd" * 32  # what the mocks report as the RemoteImage's imageId
 
 
-class Wired:
-    """What the mini program built, for assertions on component attributes."""
-
-    hosts: LocalHosts
-    cluster: KubeadmCluster
+Wired = WiredCluster[LocalHosts]
 
 
 def run_local(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramRun, Wired]:
-    wired = Wired()
-
-    def program() -> None:
-        config = load_stack_config()
-        hosts = LocalHosts(config.cluster_name, LocalHostsArgs(config))
-        wired.hosts = hosts
-        wired.cluster = KubeadmCluster(
-            config.cluster_name,
-            KubeadmClusterArgs.for_hosts(config.cluster, hosts),
-        )
-
-    return run_components(program, stack="dev", **overrides), wired
-
-
-def inputs(res: Registration) -> dict[str, Any]:
-    return res.inputs  # secret wrappers are already removed; secretness: res.secret_inputs
+    return run_cluster_on(
+        run_components, lambda config: LocalHosts(config.cluster_name, LocalHostsArgs(config)),
+        "dev", **overrides,
+    )
 
 
 def exported_env(stdin: str) -> dict[str, str]:
@@ -83,7 +68,7 @@ def local(run_components: ComponentRunner, workers: int) -> tuple[ProgramRun, Wi
 def test_node_image_is_pulled_once_and_kept(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
     (image,) = run.of_type("docker:index/remoteImage:RemoteImage")
-    assert inputs(image) == {"name": NODE_IMAGE, "keepLocally": True}
+    assert image.inputs == {"name": NODE_IMAGE, "keepLocally": True}
 
 
 def test_network_has_the_configured_subnet_and_first_host_as_gateway(
@@ -91,7 +76,7 @@ def test_network_has_the_configured_subnet_and_first_host_as_gateway(
 ) -> None:
     run, wired = local
     (network,) = run.of_type("docker:index/network:Network")
-    values = inputs(network)
+    values = network.inputs
     assert values["name"] == "kubeadm-dev"
     assert values["driver"] == "bridge"
     assert values["ipamConfigs"] == [{"subnet": "172.30.0.0/24", "gateway": "172.30.0.1"}]
@@ -106,7 +91,7 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
     local: tuple[ProgramRun, Wired], workers: int
 ) -> None:
     run, wired = local
-    containers = {c.name: inputs(c) for c in run.of_type(CONTAINER)}
+    containers = {c.name: c.inputs for c in run.of_type(CONTAINER)}
     expected_ips = {MASTER: "172.30.0.10"} | {
         f"kubeadm-dev-worker-{i}": f"172.30.0.{11 + i}" for i in range(workers)
     }
@@ -125,7 +110,7 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
 def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
     for container in run.of_type(CONTAINER):
-        values = inputs(container)
+        values = container.inputs
         role = "control-plane" if container.name == MASTER else "worker"
         assert values["privileged"] is True
         assert values["securityOpts"] == [
@@ -153,7 +138,7 @@ def test_master_publishes_api_and_every_node_port_on_loopback(
     local: tuple[ProgramRun, Wired],
 ) -> None:
     run, wired = local
-    master = inputs(run.named(MASTER))
+    master = run.named(MASTER).inputs
     assert master["envs"] == ["KUBECONFIG=/etc/kubernetes/admin.conf"]
     expected = [{"internal": 6443, "external": 6443, "ip": "127.0.0.1", "protocol": "tcp"}] + [
         {"internal": port, "external": port, "ip": "127.0.0.1", "protocol": "tcp"}
@@ -162,7 +147,7 @@ def test_master_publishes_api_and_every_node_port_on_loopback(
     assert master["ports"] == expected
     for worker in run.of_type(CONTAINER):
         if worker.name != MASTER:
-            assert "ports" not in inputs(worker) and "envs" not in inputs(worker)
+            assert "ports" not in worker.inputs and "envs" not in worker.inputs
     assert wired.hosts.api_endpoint == "127.0.0.1:6443"
     assert wired.hosts.app_host == "127.0.0.1"
     assert wired.hosts.cert_sans == ["127.0.0.1", "localhost"]
@@ -176,7 +161,7 @@ def test_api_server_port_and_node_port_range_come_from_config(
         run_components, apiServerPort="16443", localNodePorts="31000-31002",
         apps=[{"name": "web", "image": "nginx:1.27.3", "port": 80, "nodePort": 31001}],
     )
-    ports = inputs(run.named(MASTER))["ports"]
+    ports = run.named(MASTER).inputs["ports"]
     assert [(p["internal"], p["external"]) for p in ports] == [
         (6443, 16443), (31000, 31000), (31001, 31001), (31002, 31002),
     ]
@@ -193,14 +178,14 @@ def test_each_node_waits_for_systemd_before_any_step(local: tuple[ProgramRun, Wi
     containers = run.of_type(CONTAINER)
     for container in containers:
         wait = run.named(f"{container.name}-systemd")
-        assert inputs(wait) == {
+        assert wait.inputs == {
             "create": systemd_wait_command(container.name),
             "triggers": [f"{container.name}-id"],  # the container's id: a new one waits again
         }
         assert run.depends_on(wait, container)
         steps = [
             r for r in run.of_type(COMMAND)
-            if r is not wait and inputs(r)["create"].startswith(
+            if r is not wait and r.inputs["create"].startswith(
                 (f"docker exec -i {container.name} ", f"docker exec {container.name} ")
             )
         ]
@@ -228,20 +213,20 @@ def test_steps_use_the_exact_docker_exec_commands(
     run, _ = local
     script_on_master = f"docker exec -i {MASTER} bash -s"
     for name in (f"{MASTER}-init", "kubeadm-dev-ready"):
-        values = inputs(run.named(name))
+        values = run.named(name).inputs
         assert values["create"] == script_on_master
         assert "delete" not in values
         assert values["stdin"].startswith("export ")
-    kubeconfig = inputs(run.named("kubeadm-dev-kubeconfig"))
+    kubeconfig = run.named("kubeadm-dev-kubeconfig").inputs
     assert kubeconfig["create"] == f"docker exec {MASTER} sh -c 'cat /etc/kubernetes/admin.conf'"
     assert "stdin" not in kubeconfig
     for worker in WORKERS[:workers]:
-        token = inputs(run.named(f"{worker}-join-token"))
+        token = run.named(f"{worker}-join-token").inputs
         assert token["create"] == script_on_master
-        join = inputs(run.named(f"{worker}-join"))
+        join = run.named(f"{worker}-join").inputs
         assert join["create"] == f"docker exec -i {worker} bash -s"
         assert "delete" not in join
-        drain = inputs(run.named(f"{worker}-drain"))
+        drain = run.named(f"{worker}-drain").inputs
         get_node = "kubectl --kubeconfig=/etc/kubernetes/admin.conf get --raw=/readyz"
         assert drain["create"] == f"docker exec {MASTER} sh -c {shlex.quote(get_node)}"
         assert drain["delete"].endswith(
@@ -272,12 +257,12 @@ def test_step_order_without_install_steps(local: tuple[ProgramRun, Wired], worke
         assert run.depends_on(join, drain)
         assert run.depends_on(drain, run.named(f"{worker}-systemd"))
     expected_nodes = " ".join([MASTER, *WORKERS[:workers]])
-    assert exported_env(inputs(ready)["stdin"])["EXPECTED_NODES"] == expected_nodes
+    assert exported_env(ready.inputs["stdin"])["EXPECTED_NODES"] == expected_nodes
 
 
 def test_init_env_is_kinds(local: tuple[ProgramRun, Wired], workers: int) -> None:
     run, _ = local
-    env = exported_env(inputs(run.named(f"{MASTER}-init"))["stdin"])
+    env = exported_env(run.named(f"{MASTER}-init").inputs["stdin"])
     assert env["NODE_NAME"] == MASTER
     assert env["ADVERTISE_ADDRESS"] == "172.30.0.10"
     assert env["CERT_SANS"] == "127.0.0.1,localhost"
@@ -285,10 +270,10 @@ def test_init_env_is_kinds(local: tuple[ProgramRun, Wired], workers: int) -> Non
     assert env["CNI"] == "kind"
     assert "UNTAINT_CONTROL_PLANE" not in env  # the worker count never reaches init
     # A lone control-plane node must take workloads; with workers it keeps its taint.
-    scheduling = inputs(run.named("kubeadm-dev-control-plane-scheduling"))["create"]
+    scheduling = run.named("kubeadm-dev-control-plane-scheduling").inputs["create"]
     assert scheduling.startswith(f"docker exec {MASTER} sh -c ")
     assert ("NoSchedule-" in scheduling) == (workers == 0)
-    assert run.resolve(inputs(run.named(f"{MASTER}-init"))["triggers"]) == [f"{MASTER}-id"]
+    assert run.resolve(run.named(f"{MASTER}-init").inputs["triggers"]) == [f"{MASTER}-id"]
 
 
 # -- secrets --------------------------------------------------------------------------------
@@ -303,7 +288,7 @@ def test_kubeconfig_is_secret_and_points_at_the_published_port(
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     fetch = run.named("kubeadm-dev-kubeconfig")
     assert "stdout" in fetch.additional_secret_outputs
-    assert inputs(fetch)["logging"] == "none"
+    assert fetch.inputs["logging"] == "none"
 
 
 def test_join_tokens_are_secret_and_never_logged(
@@ -313,10 +298,10 @@ def test_join_tokens_are_secret_and_never_logged(
     for worker in WORKERS[:workers]:
         token = run.named(f"{worker}-join-token")
         assert "stdout" in token.additional_secret_outputs
-        assert inputs(token)["logging"] == "none"
+        assert token.inputs["logging"] == "none"
         join = run.named(f"{worker}-join")
         assert "stdin" in join.secret_inputs
-        assert "--discovery-token-ca-cert-hash sha256:" in inputs(join)["stdin"]
+        assert "--discovery-token-ca-cert-hash sha256:" in join.inputs["stdin"]
 
 
 # -- scale out ------------------------------------------------------------------------------
