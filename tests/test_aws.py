@@ -452,3 +452,18 @@ def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
         command = run.resolve(wired.hosts.ssh_commands[worker(i)])
         assert command.endswith(f"ubuntu@{node_ip(private, i + 1)}")
         assert f"-W %h:%p ubuntu@{FAKE_EIP}" in command
+
+
+def test_install_step_carries_package_source_login_user_and_version(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=1, packageSource="distro", sshUser="admin",
+                     kubernetesVersion="1.30.8")
+    for node in (MASTER, worker(0)):
+        stdin = run.named(f"{node}-install").inputs["stdin"]
+        for line in ("export KUBERNETES_VERSION=1.30.8", "export LOGIN_USER=admin",
+                     "export PACKAGE_SOURCE=distro"):
+            assert line + "\n" in stdin, (node, line)
+        # The three scripts, in order, after the inputs.
+        assert stdin.index("SCRIPT_NAME=preflight.sh") < stdin.index(
+            "SCRIPT_NAME=install-runtime.sh") < stdin.index("SCRIPT_NAME=install-kubeadm.sh")
