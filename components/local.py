@@ -47,6 +47,7 @@ def systemd_wait_command(container: str, seconds: int = SYSTEMD_WAIT_SECONDS) ->
     """
     name = shlex.quote(container)
     pattern = shlex.quote(SYSTEMD_READY_PATTERN)
+    # `date +%s` is whole seconds: `-gt` (not `-ge`) so it never gives up before `seconds`.
     return (
         f"deadline=$(( $(date +%s) + {seconds} )); "
         f"until docker logs {name} 2>&1 | grep -Eq {pattern}; do "
@@ -55,7 +56,7 @@ def systemd_wait_command(container: str, seconds: int = SYSTEMD_WAIT_SECONDS) ->
         f"docker logs --tail 20 {name} >&2 2>&1; "
         f"echo \"error: node container {container} is not running (its last log lines are "
         f'above)" >&2; exit 1; fi; '
-        f'if [ "$(date +%s)" -ge "$deadline" ]; then '
+        f'if [ "$(date +%s)" -gt "$deadline" ]; then '
         f'echo "error: node container {container}: systemd did not reach the multi-user '
         f'target within {seconds}s (see: docker logs {container})" >&2; exit 1; fi; '
         "sleep 1; done"

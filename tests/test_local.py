@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,6 +204,39 @@ def test_systemd_wait_command_is_bounded_and_uses_kinds_pattern() -> None:
     assert "+ 60 ))" in text
     assert "systemd did not reach the multi-user target within 60s" in text
     assert "+ 5 ))" in systemd_wait_command("x", seconds=5)
+
+
+CLOCK_STUBS = {
+    # A simulated clock (a file holding seconds as a float): each docker call costs 0.1 s and
+    # `sleep N` costs N, so the run is exact and takes no real time.
+    "advance": 'awk -v d="$1" \'{ printf "%.2f", $1 + d }\' "$CLOCK" > "$CLOCK.new"; '
+    'mv "$CLOCK.new" "$CLOCK"',
+    "date": 'c=$(cat "$CLOCK"); echo "${c%.*}"',
+    "sleep": 'advance "$1"',
+    "docker": 'advance 0.1; if [ "$1" = inspect ]; then echo true; fi',
+}
+
+
+@pytest.mark.parametrize("start", ["100.00", "100.50", "100.95", "100.99"])
+def test_systemd_wait_never_gives_up_before_its_bound(tmp_path: Path, start: str) -> None:
+    """`date +%s` has whole seconds: started at x.99 the wait must still last `seconds`."""
+    for name, body in CLOCK_STUBS.items():
+        stub = tmp_path / name
+        stub.write_text(f"#!/bin/sh\n{body}\n")
+        stub.chmod(0o755)
+    clock = tmp_path / "clock"
+    clock.write_text(start)
+
+    ran = subprocess.run(
+        ["sh", "-c", systemd_wait_command("silent-node", seconds=3)],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "CLOCK": str(clock)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+    assert ran.returncode == 1
+    assert "did not reach the multi-user target within 3s" in ran.stderr
+    elapsed = float(clock.read_text()) - float(start)
+    assert 3 <= elapsed < 6, elapsed  # whole-second clock: at most about 2 s late
 
 
 # -- the kubeadm steps through docker exec --------------------------------------------------

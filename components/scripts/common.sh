@@ -123,7 +123,7 @@ repair_dpkg_if_interrupted() {
             printf '%s\n' "$out" | tail -n 5 >&2
             die "dpkg --configure -a failed"
         fi
-        if [[ $SECONDS -ge $deadline ]]; then
+        if [[ $SECONDS -gt $deadline ]]; then
             die "dpkg lock still held by another process after ${APT_LOCK_TIMEOUT:-600}s"
         fi
         log_info "dpkg lock held by another process; waiting"
