@@ -54,5 +54,6 @@ pulumi.export("apps", {
 if config.target == "aws":
     pulumi.export("masterPublicIp", aws_hosts.master_public_ip)
     pulumi.export("sshCommands", aws_hosts.ssh_commands)
+    pulumi.export("sshKnownHosts", aws_hosts.ssh_known_hosts)
     if aws_hosts.ssh_private_key is not None:
         pulumi.export("sshPrivateKey", aws_hosts.ssh_private_key)

@@ -3,6 +3,7 @@
     VPC -> public subnet (IGW route) [-> private subnet (NAT route) when privateWorkers]
     security group: SSH, API and NodePorts from adminCidrs only; all traffic node to node
     key pair (given or generated) -> master (Elastic IP) + workers -> ClusterNode per instance
+    an SSH host key per node, made before boot: cloud-init installs it, every connection pins it
 
 Every per-node input comes from that node's own index and the config, never from the worker
 count, so scaling out leaves existing instances untouched.
@@ -18,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_tls as tls
+import yaml
 
 from components.config import (
     NODE_PORT_MAX,
@@ -243,6 +245,52 @@ def build_key(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> NodeKey:
 
 
 # ---------------------------------------------------------------------------------------------
+# SSH host keys
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A node's SSH host key, made before the node boots so no connection trusts on first use."""
+
+    # "ssh-ed25519 AAAA...": what pulumi-command's `host_key` and a known_hosts line expect.
+    public_key: pulumi.Output[str]
+    # Secret: cloud-config that installs the key pair as the node's only SSH host key.
+    user_data: pulumi.Output[str]
+
+
+def host_key_cloud_config(private_key_openssh: str, public_key_openssh: str) -> str:
+    """cloud-config (cc_ssh) replacing the image's host keys with this one ED25519 key."""
+    return "#cloud-config\n" + yaml.safe_dump(
+        {
+            "ssh_deletekeys": True,
+            "ssh_genkeytypes": [],  # no other key types: the pinned key is the node's identity
+            "ssh_keys": {
+                "ed25519_private": private_key_openssh,
+                "ed25519_public": public_key_openssh.strip(),
+            },
+        },
+        sort_keys=False,
+    )
+
+
+def build_host_key(node_name: str, parent: pulumi.Resource) -> HostKey:
+    key = tls.PrivateKey(
+        f"{node_name}-host-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=parent)
+    )
+    user_data = pulumi.Output.all(key.private_key_openssh, key.public_key_openssh).apply(
+        lambda pair: host_key_cloud_config(pair[0], pair[1])
+    )
+    return HostKey(
+        public_key=key.public_key_openssh.apply(str.strip),
+        user_data=pulumi.Output.secret(user_data),
+    )
+
+
+def known_hosts_line(address: str, host_key: str) -> str:
+    return f"{address} {host_key}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Instances
 
 
@@ -270,6 +318,7 @@ class InstanceSpec:
     subnet: aws.ec2.Subnet
     private_ip: str
     after: Sequence[pulumi.Resource]
+    host_key: HostKey
     # False for private workers; None leaves it to the subnet (public: map on launch).
     public_ip: bool | None = None
 
@@ -291,6 +340,10 @@ def build_instance(
         associate_public_ip_address=spec.public_ip,
         vpc_security_group_ids=[firewall.group.id],
         key_name=key.key_name,
+        user_data=spec.host_key.user_data,
+        # cloud-init installs the host key on an instance's first boot only: a new key needs a
+        # new instance, or every SSH step would (rightly) refuse the old one.
+        user_data_replace_on_change=True,
         metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
             http_endpoint="enabled",
             http_tokens="required",
@@ -342,6 +395,8 @@ class AwsHosts(pulumi.ComponentResource):
     master_public_ip: pulumi.Output[str]
     ssh_private_key: pulumi.Output[str] | None
     ssh_key_file: str | None
+    ssh_known_hosts_file: str
+    ssh_known_hosts: pulumi.Output[str]
     ssh_commands: dict[str, pulumi.Output[str]]
 
     def __init__(
@@ -368,10 +423,11 @@ class AwsHosts(pulumi.ComponentResource):
             return amis[arch]
 
         master_ip = node_ip(cfg.subnet_cidr, 0)
+        master_host_key = build_host_key(config.master_name, self)
         master = build_instance(cluster, cfg, InstanceSpec(
             name=config.master_name, role="master", instance_type=cfg.master_instance_type,
             ami=ami(cfg.master_architecture), subnet=network.public_subnet,
-            private_ip=master_ip, after=network.public_routes,
+            private_ip=master_ip, after=network.public_routes, host_key=master_host_key,
         ), firewall, key, self)
         # An Elastic IP keeps the API endpoint (and the kubeconfig) valid across stop/start.
         eip = aws.ec2.Eip(
@@ -387,7 +443,7 @@ class AwsHosts(pulumi.ComponentResource):
         self.master = ClusterNode(
             name=config.master_name,
             private_ip=master_ip,
-            transport=self._transport(cfg, key, eip.public_ip),
+            transport=self._transport(cfg, key, eip.public_ip, master_host_key.public_key),
             depends_on=master_ready,
             identity=master.id,
         )
@@ -397,38 +453,42 @@ class AwsHosts(pulumi.ComponentResource):
         worker_routes = network.private_routes if cfg.private_workers else network.public_routes
         workers: list[ClusterNode] = []
         self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
-        self.ssh_commands = {
-            config.master_name: eip.public_ip.apply(
-                lambda ip: ssh_command(cfg.ssh_user, ip, self.ssh_key_file)
-            )
-        }
+        self.ssh_known_hosts_file = f"{cluster}-known_hosts"
+        login = SshLogin(cfg.ssh_user, self.ssh_key_file, self.ssh_known_hosts_file)
+        self.ssh_commands = {config.master_name: eip.public_ip.apply(login.command)}
+        known_hosts = [pulumi.Output.all(eip.public_ip, master_host_key.public_key)]
         for index in range(config.workers):
             worker_name = config.worker_name(index)
             worker_ip = node_ip(worker_cidr, index + 1)
+            host_key = build_host_key(worker_name, self)
             worker = build_instance(cluster, cfg, InstanceSpec(
                 name=worker_name, role="worker", instance_type=cfg.worker_instance_type,
                 ami=ami(cfg.worker_architecture), subnet=worker_subnet,
-                private_ip=worker_ip, after=worker_routes,
+                private_ip=worker_ip, after=worker_routes, host_key=host_key,
                 public_ip=False if cfg.private_workers else None,
             ), firewall, key, self)
             if cfg.private_workers:
                 # Reached through the master: the same key opens both hops.
-                transport = self._transport(cfg, key, worker_ip, jump_host=eip.public_ip)
+                transport = self._transport(
+                    cfg, key, worker_ip, host_key.public_key,
+                    jump=(eip.public_ip, master_host_key.public_key),
+                )
                 depends_on: list[pulumi.Resource] = [worker, *master_ready]
-                self.ssh_commands[worker_name] = eip.public_ip.apply(
-                    jumped_ssh_command(cfg.ssh_user, worker_ip, self.ssh_key_file)
-                )
+                self.ssh_commands[worker_name] = eip.public_ip.apply(login.jumped_to(worker_ip))
+                known_hosts.append(pulumi.Output.all(worker_ip, host_key.public_key))
             else:
-                transport = self._transport(cfg, key, worker.public_ip)
+                transport = self._transport(cfg, key, worker.public_ip, host_key.public_key)
                 depends_on = [worker]
-                self.ssh_commands[worker_name] = worker.public_ip.apply(
-                    lambda ip: ssh_command(cfg.ssh_user, ip, self.ssh_key_file)
-                )
+                self.ssh_commands[worker_name] = worker.public_ip.apply(login.command)
+                known_hosts.append(pulumi.Output.all(worker.public_ip, host_key.public_key))
             workers.append(ClusterNode(
                 name=worker_name, private_ip=worker_ip, transport=transport,
                 depends_on=depends_on, identity=worker.id,
             ))
         self.workers = workers
+        self.ssh_known_hosts = pulumi.Output.all(*known_hosts).apply(
+            lambda lines: "".join(f"{known_hosts_line(*line)}\n" for line in lines)
+        )
 
         self.api_endpoint = pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}")
         self.cert_sans = [eip.public_ip, eip.public_dns]
@@ -441,6 +501,7 @@ class AwsHosts(pulumi.ComponentResource):
             "masterPublicIp": self.master_public_ip,
             "apiEndpoint": self.api_endpoint,
             "sshCommands": self.ssh_commands,
+            "sshKnownHosts": self.ssh_known_hosts,
         })
 
     @staticmethod
@@ -448,31 +509,48 @@ class AwsHosts(pulumi.ComponentResource):
         cfg: AwsConfig,
         key: NodeKey,
         host: pulumi.Input[str],
-        jump_host: pulumi.Input[str] | None = None,
+        host_key: pulumi.Input[str],
+        jump: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
     ) -> Transport:
+        """SSH to `host`, pinned to `host_key`; `jump` is (address, host key) of a jump host."""
         proxy = None
-        if jump_host is not None:
+        if jump is not None:
+            jump_host, jump_host_key = jump
             proxy = command.remote.ProxyConnectionArgs(
                 host=jump_host, user=cfg.ssh_user, private_key=key.private_key,
-                dial_error_limit=40, per_dial_timeout=15,
+                host_key=jump_host_key, dial_error_limit=40, per_dial_timeout=15,
             )
         # private_key None = the SSH agent (pulumi-command falls back to SSH_AUTH_SOCK).
-        transport = SshTransport(
-            host=host, user=cfg.ssh_user, private_key=key.private_key,
+        return SshTransport(
+            host=host, user=cfg.ssh_user, private_key=key.private_key, host_key=host_key,
             proxy=proxy,
         )
-        return transport
 
 
-def ssh_command(user: str, host: str, key_file: str | None, jump_host: str | None = None) -> str:
-    """How a user logs in to a node; without a key file, ssh uses the user's own keys/agent."""
-    identity = f"-i {key_file} " if key_file else ""
-    # ProxyCommand rather than -J: -J would not pass the -i key to the jump connection.
-    jump = (
-        f"-o ProxyCommand='ssh {identity}-W %h:%p {user}@{jump_host}' " if jump_host else ""
-    )
-    return f"ssh {identity}{jump}{user}@{host}"
+@dataclass(frozen=True)
+class SshLogin:
+    """How a user logs in to a node: the login user, the key file (None: the user's own keys
+    or agent) and the known_hosts file written from the `sshKnownHosts` output."""
 
+    user: str
+    key_file: str | None
+    known_hosts_file: str
 
-def jumped_ssh_command(user: str, host: str, key_file: str | None) -> Callable[[str], str]:
-    return lambda jump_host: ssh_command(user, host, key_file, jump_host=jump_host)
+    def options(self) -> str:
+        identity = f"-i {self.key_file} " if self.key_file else ""
+        return (
+            f"{identity}-o UserKnownHostsFile={self.known_hosts_file} "
+            "-o StrictHostKeyChecking=yes "
+        )
+
+    def command(self, host: str, jump_host: str | None = None) -> str:
+        # ProxyCommand rather than -J: -J would not pass -i or the known_hosts file to the jump.
+        jump = (
+            f"-o ProxyCommand='ssh {self.options()}-W %h:%p {self.user}@{jump_host}' "
+            if jump_host
+            else ""
+        )
+        return f"ssh {self.options()}{jump}{self.user}@{host}"
+
+    def jumped_to(self, host: str) -> Callable[[str], str]:
+        return lambda jump_host: self.command(host, jump_host=jump_host)

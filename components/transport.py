@@ -129,6 +129,8 @@ class SshTransport:
     user: str
     # None: pulumi-command authenticates with the user's SSH agent (SSH_AUTH_SOCK).
     private_key: pulumi.Input[str] | None = None
+    # "ssh-ed25519 AAAA...": the only key the host may present (None: any key is accepted).
+    host_key: pulumi.Input[str] | None = None
     proxy: command.remote.ProxyConnectionArgs | None = None
 
     def connection(self) -> command.remote.ConnectionArgs:
@@ -137,6 +139,7 @@ class SshTransport:
             host=self.host,
             user=self.user,
             private_key=self.private_key,
+            host_key=self.host_key,
             dial_error_limit=40,
             per_dial_timeout=15,
             proxy=self.proxy,

@@ -58,6 +58,16 @@ FAKE_PRIVATE_KEY = (
 )
 FAKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
 FAKE_EIP = "203.0.113.10"
+HOST_KEY_SUFFIX = "-host-key"
+
+
+def fake_host_public_key(node: str) -> str:
+    """A node's (mock) SSH host public key, distinct per node, as the tls provider prints it."""
+    return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{node.replace('-', '')}"
+
+
+def fake_host_private_key(node: str) -> str:
+    return f"-----BEGIN OPENSSH PRIVATE KEY-----\nhost-{node}\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 @dataclass
@@ -98,6 +108,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["allocationId"] = f"eipalloc-{name}"
         elif typ == "aws:ec2/keyPair:KeyPair":
             outputs.setdefault("keyName", name)
+        elif typ == "tls:index/privateKey:PrivateKey" and name.endswith(HOST_KEY_SUFFIX):
+            node = name.removesuffix(HOST_KEY_SUFFIX)
+            outputs["privateKeyOpenssh"] = fake_host_private_key(node)
+            outputs["publicKeyOpenssh"] = fake_host_public_key(node) + "\n"
         elif typ == "tls:index/privateKey:PrivateKey":
             outputs["privateKeyOpenssh"] = FAKE_PRIVATE_KEY
             outputs["privateKeyPem"] = FAKE_PRIVATE_KEY

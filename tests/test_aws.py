@@ -7,11 +7,13 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from components.aws import (
     CANONICAL_OWNER_ID,
     AwsHosts,
     AwsHostsArgs,
+    host_key_cloud_config,
 )
 from components.config import node_ip
 from tests.conftest import (
@@ -23,7 +25,12 @@ from tests.conftest import (
     ProgramRun,
     Registration,
 )
-from tests.program import WiredCluster, run_cluster_on
+from tests.program import (
+    WiredCluster,
+    fake_host_private_key,
+    fake_host_public_key,
+    run_cluster_on,
+)
 
 CLUSTER = "kubeadm-aws"
 MASTER = f"{CLUSTER}-master"
@@ -211,7 +218,11 @@ def test_instances_require_imdsv2_encrypt_gp3_and_are_tagged(
         assert values["tags"] == {"Name": name, "kubeadm-cluster": CLUSTER, "role": role}
         assert values["instanceType"] == ("t3.medium" if role == "master" else "t3.large")
         assert values["keyName"] == f"{CLUSTER}-key"
-        assert "userData" not in values
+        assert values["userData"] == host_key_cloud_config(
+            fake_host_private_key(name), fake_host_public_key(name) + "\n"
+        )
+        assert "userData" in res.secret_inputs  # it holds the host's private key
+        assert values["userDataReplaceOnChange"] is True
 
 
 def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
@@ -246,10 +257,11 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
         assert host == (FAKE_EIP if on_master else WORKER_PUBLIC_IP), res.name
         if on_master:
             assert run.depends_on(res, association), res.name
+    pinned = f"-o UserKnownHostsFile={CLUSTER}-known_hosts -o StrictHostKeyChecking=yes"
     assert run.resolve(hosts.ssh_commands[MASTER]) == \
-        f"ssh -i {CLUSTER}-ssh.key ubuntu@{FAKE_EIP}"
+        f"ssh -i {CLUSTER}-ssh.key {pinned} ubuntu@{FAKE_EIP}"
     assert run.resolve(hosts.ssh_commands[worker(0)]) == \
-        f"ssh -i {CLUSTER}-ssh.key ubuntu@{WORKER_PUBLIC_IP}"
+        f"ssh -i {CLUSTER}-ssh.key {pinned} ubuntu@{WORKER_PUBLIC_IP}"
 
 
 def test_ami_is_the_latest_canonical_ubuntu_noble_and_never_churns(
@@ -350,10 +362,18 @@ def test_each_worker_is_drained_and_deleted_before_it_goes(
 # Keys and secrets
 
 
+def login_keys(run: ProgramRun) -> list[Registration]:
+    """Generated login key pairs (not the per-node host keys)."""
+    return [
+        k for k in run.of_type("tls:index/privateKey:PrivateKey")
+        if not k.name.endswith("-host-key")
+    ]
+
+
 def test_generated_key_pair_is_secret_everywhere(run_components: ComponentRunner) -> None:
     run, wired = run_aws(run_components, workers=1)
 
-    key = run.of_type("tls:index/privateKey:PrivateKey")
+    key = login_keys(run)
     assert len(key) == 1 and key[0].inputs == {"algorithm": "ED25519"}
     assert run.of_type("aws:ec2/keyPair:KeyPair")[0].inputs["publicKey"] == FAKE_PUBLIC_KEY
     assert wired.hosts.ssh_private_key is not None
@@ -375,13 +395,16 @@ def test_user_supplied_key_pair_with_private_key(run_components: ComponentRunner
     run, wired = run_aws(run_components, workers=1, sshPublicKey=FAKE_PUBLIC_KEY,
                          sshPrivateKey=user_key)
 
-    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    assert not login_keys(run)
     assert run.of_type("aws:ec2/keyPair:KeyPair")[0].inputs["publicKey"] == FAKE_PUBLIC_KEY
     assert wired.hosts.ssh_private_key is None  # the user's own key is not exported again
     for res in run.of_type(COMMAND):
         assert res.inputs["connection"]["privateKey"] == user_key
         assert "connection" in res.secret_inputs
-    assert run.resolve(wired.hosts.ssh_commands[MASTER]) == f"ssh ubuntu@{FAKE_EIP}"
+    assert run.resolve(wired.hosts.ssh_commands[MASTER]) == (
+        f"ssh -o UserKnownHostsFile={CLUSTER}-known_hosts -o StrictHostKeyChecking=yes "
+        f"ubuntu@{FAKE_EIP}"
+    )
 
 
 def test_user_supplied_public_key_alone_uses_the_ssh_agent(
@@ -389,7 +412,7 @@ def test_user_supplied_public_key_alone_uses_the_ssh_agent(
 ) -> None:
     run, wired = run_aws(run_components, workers=1, sshPublicKey=FAKE_PUBLIC_KEY)
 
-    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    assert not login_keys(run)
     assert wired.hosts.ssh_private_key is None
     for res in run.of_type(COMMAND):
         assert "privateKey" not in res.inputs["connection"]
@@ -414,7 +437,7 @@ def test_scale_out_leaves_existing_nodes_untouched(run_components: ComponentRunn
     # Only the readiness gate, which lists the expected nodes, may change.
     assert changed == {f"{CLUSTER}-ready"}
     added = {new[urn].name for urn in set(new) - set(old)}
-    assert added == {worker(2), *(f"{worker(2)}-{s}" for s in WORKER_STEPS)}
+    assert added == {worker(2), *(f"{worker(2)}-{s}" for s in [*WORKER_STEPS, "host-key"])}
     for name in (MASTER, worker(0), worker(1)):
         assert before.named(name).inputs == after.named(name).inputs
 
@@ -448,10 +471,17 @@ def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
         assert connection["host"] == node_ip(private, i + 1)
         assert connection["proxy"]["host"] == FAKE_EIP
         assert connection["proxy"]["privateKey"] == FAKE_PRIVATE_KEY
+        assert connection["hostKey"] == fake_host_public_key(worker(i))
+        assert connection["proxy"]["hostKey"] == fake_host_public_key(MASTER)
         assert run.depends_on(join, association)
         command = run.resolve(wired.hosts.ssh_commands[worker(i)])
         assert command.endswith(f"ubuntu@{node_ip(private, i + 1)}")
+        # Both hops check the pinned keys.
+        assert command.count(f"-o UserKnownHostsFile={CLUSTER}-known_hosts") == 2
         assert f"-W %h:%p ubuntu@{FAKE_EIP}" in command
+    assert run.resolve(wired.hosts.ssh_known_hosts).splitlines()[1:] == [
+        f"{node_ip(private, i + 1)} {fake_host_public_key(worker(i))}" for i in range(2)
+    ]
 
 
 def test_install_step_carries_package_source_login_user_and_version(
@@ -467,3 +497,55 @@ def test_install_step_carries_package_source_login_user_and_version(
         # The three scripts, in order, after the inputs.
         assert stdin.index("SCRIPT_NAME=preflight.sh") < stdin.index(
             "SCRIPT_NAME=install-runtime.sh") < stdin.index("SCRIPT_NAME=install-kubeadm.sh")
+
+
+# ---------------------------------------------------------------------------------------------
+# SSH host keys
+
+
+def test_each_node_gets_its_own_host_key_and_every_step_pins_it(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=2)
+
+    keys = run.of_type("tls:index/privateKey:PrivateKey")
+    nodes = [MASTER, worker(0), worker(1)]
+    expected = [f"{CLUSTER}-ssh", *(f"{n}-host-key" for n in nodes)]
+    assert sorted(k.name for k in keys) == sorted(expected)
+    for key in keys:
+        assert key.inputs == {"algorithm": "ED25519"}
+    # Which node each step runs on, by its connection's host.
+    host_of = {FAKE_EIP: MASTER, WORKER_PUBLIC_IP: None}
+    for res in run.of_type(COMMAND):
+        connection = res.inputs["connection"]
+        node = host_of[connection["host"]] or next(n for n in nodes if res.name.startswith(n))
+        assert connection["hostKey"] == fake_host_public_key(node), res.name
+        assert "proxy" not in connection
+
+
+def test_known_hosts_output_lists_every_node_address_with_its_key(
+    run_components: ComponentRunner,
+) -> None:
+    run, wired = run_aws(run_components, workers=2)
+
+    assert run.resolve(wired.hosts.ssh_known_hosts) == "".join(
+        f"{address} {fake_host_public_key(node)}\n"
+        for address, node in [
+            (FAKE_EIP, MASTER),
+            (WORKER_PUBLIC_IP, worker(0)),
+            (WORKER_PUBLIC_IP, worker(1)),
+        ]
+    )
+
+
+def test_host_key_cloud_config_installs_only_the_given_ed25519_key() -> None:
+    text = host_key_cloud_config("PRIVATE\nKEY\n", "ssh-ed25519 AAAA comment\n")
+    assert text.startswith("#cloud-config\n")
+    assert yaml.safe_load(text) == {
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {
+            "ed25519_private": "PRIVATE\nKEY\n",
+            "ed25519_public": "ssh-ed25519 AAAA comment",
+        },
+    }

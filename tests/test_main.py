@@ -16,7 +16,9 @@ def test_dev_exports(run_program: ProgramRunner) -> None:
         "namespace": "apps", "service": "nginx", "url": "http://127.0.0.1:30080"}}
     assert run.is_secret(run.outputs["kubeconfig"])
     assert "server: https://127.0.0.1:6443" in run.output("kubeconfig")
-    assert not {"masterPublicIp", "sshCommands", "sshPrivateKey"} & set(run.outputs)
+    assert not {"masterPublicIp", "sshCommands", "sshKnownHosts", "sshPrivateKey"} & set(
+        run.outputs
+    )
 
 
 def test_aws_exports(run_program: ProgramRunner) -> None:
@@ -28,5 +30,8 @@ def test_aws_exports(run_program: ProgramRunner) -> None:
         "kubeadm-aws-worker-1": "10.0.1.12"}
     assert run.output("apps")["apps/nginx"]["url"] == f"http://{FAKE_EIP}:30080"
     assert set(run.output("sshCommands")) == set(run.output("nodeNames"))
+    known_hosts = run.output("sshKnownHosts").splitlines()
+    assert [line.split()[1] for line in known_hosts] == ["ssh-ed25519"] * 3
+    assert not run.is_secret(run.outputs["sshKnownHosts"])  # public keys: readable by design
     assert run.is_secret(run.outputs["sshPrivateKey"])
     assert run.is_secret(run.outputs["kubeconfig"])
