@@ -118,6 +118,7 @@ NO_WORLD_ADMIN_INGRESS = "no-world-admin-ingress"
 IMDSV2_REQUIRED = "imdsv2-required"
 ENCRYPTED_ROOT_VOLUME = "encrypted-root-volume"
 JOIN_VERIFIES_CA = "join-verifies-ca"
+SSH_HOST_KEY_PINNED = "ssh-host-key-pinned"
 SHORT_LIVED_JOIN_TOKENS = "short-lived-join-tokens"
 SECRET_COMMAND_OUTPUT = "secret-command-output"
 NO_PRIVILEGED_CONTAINERS = "no-privileged-containers"
@@ -412,6 +413,31 @@ def check_join_verifies_ca(
             found.append(message(
                 JOIN_VERIFIES_CA, resource_type, name,
                 "runs `kubeadm join ... --token` without --discovery-token-ca-cert-hash",
+            ))
+    return found
+
+
+REMOTE_TYPES = ("command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile")
+
+
+def check_ssh_host_key_pinned(
+    resource_type: str, props: Mapping[str, Any], name: str = "",
+    secret_outputs: Sequence[str] = (), **_: Any,
+) -> list[str]:
+    """Every SSH connection (and its jump host) names the host key it expects."""
+    if resource_type not in REMOTE_TYPES:
+        return []
+    found = []
+    for where in (("connection",), ("connection", "proxy")):
+        hop = get(props, *where)
+        if hop is UNKNOWN or (hop is None and where != ("connection",)):
+            continue
+        if not get(hop, "hostKey"):
+            label = ".".join(where)
+            found.append(message(
+                SSH_HOST_KEY_PINNED, resource_type, name,
+                f"{label}.hostKey is not set: the SSH client accepts any key the host (or "
+                "whoever intercepts the connection) presents; pin the host's public key",
             ))
     return found
 
@@ -769,6 +795,9 @@ RULES: tuple[Rule, ...] = (
     Rule(JOIN_VERIFIES_CA,
          "kubeadm joins pin the cluster CA hash and never skip CA verification.",
          True, check_join_verifies_ca),
+    Rule(SSH_HOST_KEY_PINNED,
+         "SSH connections (and jump hosts) pin the host key they expect.",
+         True, check_ssh_host_key_pinned),
     Rule(SHORT_LIVED_JOIN_TOKENS,
          "Bootstrap tokens expire within maxTtl (default 1h); no certificate key upload.",
          True, check_short_lived_join_tokens,
