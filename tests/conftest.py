@@ -52,6 +52,14 @@ __all__ = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_config_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program also reads PULUMI_CONFIG: a value set in the shell must not leak into tests."""
+    for name in list(os.environ):
+        if name == "PULUMI_CONFIG" or name.startswith("PULUMI_CONFIG_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def event_loop_for_test() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
