@@ -8,6 +8,7 @@ the middle of installing packages, and the dpkg lock held by another process.
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -22,17 +23,41 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FAST_RETRIES = {"RETRY_ATTEMPTS": "3", "RETRY_DELAY": "1"}
 INSTALL_ENV = {"PACKAGE_SOURCE": "distro"}
 LOCK_SECONDS = 10
+REPAIR_WAITING = "dpkg lock held by another process; waiting"
 
-# Holds dpkg's locks with fcntl (as dpkg and apt do) for LOCK_SECONDS, like a concurrent apt run.
+RELEASE_FILE = "/run/dpkg-lock-release"
+DPKG_LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
+LISTS_LOCK = ("/var/lib/apt/lists/lock",)
+# Holds the locks named in argv[1] (comma-separated) with fcntl, as dpkg and apt do, like a
+# concurrent apt run: for LOCK_SECONDS, and with --until-released until RELEASE_FILE exists too
+# (at most 300 s).
 LOCK_HOLDER = f"""
-import fcntl, time
+import fcntl, os, sys, time
 handles = []
-for path in ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"):
+for path in sys.argv[1].split(","):
     handle = open(path, "w")
     fcntl.lockf(handle, fcntl.LOCK_EX)
     handles.append(handle)
 open("/run/dpkg-lock-held", "w").close()
+start = time.monotonic()
 time.sleep({LOCK_SECONDS})
+while sys.argv[2:] == ["--until-released"] and not os.path.exists("{RELEASE_FILE}"):
+    if time.monotonic() - start > 300:
+        break
+    time.sleep(0.2)
+"""
+
+# Wait (at most 300 s) until the script's dpkg unpacks or configures packages; exit 3 if the
+# script ends first. Run in the machine, right before KILL_SCRIPT_TREE, it freezes dpkg within
+# ~50 ms of seeing it.
+WATCH_FOR_DPKG = r"""
+timeout 300 sh -c '
+    until pgrep -f "^bash -s$" >/dev/null; do sleep 0.05; done
+    until pgrep -f "^(/usr/bin/)?dpkg .*--(unpack|configure)" >/dev/null; do
+        pgrep -f "^bash -s$" >/dev/null || exit 3
+        sleep 0.05
+    done
+' || exit
 """
 
 # Freeze, then kill, the process tree of the running `bash -s` script (apt-get, dpkg,
@@ -130,35 +155,41 @@ state: dict[str, Any] = {}
 
 def test_install_killed_in_the_middle_leaves_dpkg_interrupted(machine: Machine) -> None:
     proc = machine.start_script("install-runtime.sh", INSTALL_ENV)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        # dpkg is unpacking or configuring packages: the worst moment to die.
-        if machine.rc("pgrep -f 'dpkg .*--(unpack|configure)' >/dev/null") == 0:
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "install finished before it could be killed"
-    killed = machine.sh(KILL_SCRIPT_TREE).split()
+    # Watch and kill inside the machine, in one command: dpkg unpacking or configuring
+    # packages (the worst moment to die) is frozen within ~50 ms of being seen.
+    watch_then_kill = WATCH_FOR_DPKG + KILL_SCRIPT_TREE
+    killed = machine.sh(watch_then_kill, check=False, timeout=400).split()
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise
+    assert len(killed) >= 2, f"dpkg never ran, or the install ended first: {killed}"
     assert proc.returncode != 0
-    assert len(killed) >= 2, killed
     interrupted = machine.sh("find /var/lib/dpkg/updates -type f | head -n1; dpkg --audit || true")
     assert interrupted.strip(), "the kill did not leave the install unfinished"
     state["killed"] = True
 
 
-def run_with_dpkg_lock_held(machine: Machine) -> tuple[ScriptRun, float]:
-    """Hold dpkg's lock for LOCK_SECONDS, run install-runtime.sh meanwhile; (run, seconds)."""
-    machine.sh("rm -f /run/dpkg-lock-held")
+def run_with_lock_held(
+    machine: Machine,
+    locks: tuple[str, ...] = DPKG_LOCKS,
+    release_once_seen: str | None = None,
+    env: dict[str, str] = INSTALL_ENV,
+) -> tuple[ScriptRun, float]:
+    """Run install-runtime.sh while another process holds `locks`; (run, seconds).
+
+    The lock is held LOCK_SECONDS and, with `release_once_seen`, until the script has printed
+    that text, so a slow mirror cannot make the script arrive after the lock is gone.
+    """
+    machine.sh(f"rm -f /run/dpkg-lock-held {RELEASE_FILE}")
     holder = subprocess.Popen(
-        ["docker", "exec", machine.name, "python3", "-c", LOCK_HOLDER],
+        ["docker", "exec", machine.name, "python3", "-c", LOCK_HOLDER, ",".join(locks),
+         *(["--until-released"] if release_once_seen else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while machine.rc("test -e /run/dpkg-lock-held") != 0:
@@ -166,10 +197,41 @@ def run_with_dpkg_lock_held(machine: Machine) -> tuple[ScriptRun, float]:
             assert holder.poll() is None, holder.communicate()
             time.sleep(0.2)
         locked_at = time.monotonic()
-        run = machine.run_script("install-runtime.sh", INSTALL_ENV)
+        if release_once_seen is None:
+            run = machine.run_script("install-runtime.sh", env)
+        else:
+            run = run_releasing_lock(machine, release_once_seen, locked_at)
         return run, time.monotonic() - locked_at
     finally:
+        machine.sh(f"touch {RELEASE_FILE}", check=False)
         holder.wait(timeout=60)
+
+
+def run_releasing_lock(machine: Machine, text: str, locked_at: float) -> ScriptRun:
+    """install-runtime.sh, reading its stderr live; the lock goes once `text` has appeared."""
+    proc = machine.start_script("install-runtime.sh", INSTALL_ENV)
+    started = time.monotonic()
+    streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    seen = threading.Event()
+
+    def pump(name: str) -> None:
+        stream = getattr(proc, name)
+        for line in stream:
+            streams[name].append(line)
+            if text in line:
+                seen.set()
+
+    pumps = [threading.Thread(target=pump, args=(n,), daemon=True) for n in streams]
+    for thread in pumps:
+        thread.start()
+    seen.wait(timeout=600)
+    time.sleep(max(0.0, LOCK_SECONDS - (time.monotonic() - locked_at)))
+    machine.sh(f"touch {RELEASE_FILE}")
+    returncode = proc.wait(timeout=900)
+    for thread in pumps:
+        thread.join(timeout=30)
+    return ScriptRun("install-runtime.sh", returncode, "".join(streams["stdout"]),
+                     "".join(streams["stderr"]), time.monotonic() - started)
 
 
 def assert_runtime_works(machine: Machine) -> None:
@@ -184,11 +246,11 @@ def assert_runtime_works(machine: Machine) -> None:
 def test_rerun_waits_for_a_held_dpkg_lock_and_completes(machine: Machine) -> None:
     if not state.get("killed"):
         pytest.skip("depends on the killed install above")
-    run, waited = run_with_dpkg_lock_held(machine)
+    run, waited = run_with_lock_held(machine, release_once_seen=REPAIR_WAITING)
     print(f"\nrerun after the kill, with the dpkg lock held {LOCK_SECONDS}s:\n{run.describe()}")
     assert run.returncode == 0, run.describe()
     assert run.error_lines == [], run.describe()
-    assert "dpkg lock held by another process; waiting" in run.stderr, run.describe()
+    assert REPAIR_WAITING in run.stderr, run.describe()
     assert waited >= LOCK_SECONDS - 1, run.describe()
     assert_runtime_works(machine)
 
@@ -196,7 +258,7 @@ def test_rerun_waits_for_a_held_dpkg_lock_and_completes(machine: Machine) -> Non
 def test_install_waits_for_apt_held_by_another_process(machine: Machine) -> None:
     """The common case on a fresh cloud machine: unattended-upgrades holds dpkg's lock."""
     machine.sh("apt-get purge -y -q docker.io >/dev/null 2>&1")
-    run, waited = run_with_dpkg_lock_held(machine)
+    run, waited = run_with_lock_held(machine)
     assert run.returncode == 0, run.describe()
     assert run.error_lines == [], run.describe()
     assert "dpkg --configure -a" not in run.stderr, run.describe()
@@ -230,3 +292,17 @@ def test_cloud_init_that_never_finishes_is_a_clear_error(machine: Machine) -> No
     run = machine.run_script("install-runtime.sh", cloud_init_env(seconds=60, timeout=2))
     assert_one_clear_error(run, "cloud-init did not finish within 2s")
     assert run.seconds < 20, run.describe()
+
+
+def test_install_waits_for_the_package_lists_lock_beyond_its_retries(machine: Machine) -> None:
+    """apt-daily's `apt-get update` holds the lists lock, which DPkg::Lock::Timeout ignores:
+    with retries far shorter than the lock (3 attempts, 1+2 s apart) the update still waits."""
+    machine.sh("apt-get purge -y -q docker.io >/dev/null 2>&1")
+    run, waited = run_with_lock_held(machine, LISTS_LOCK, env={**INSTALL_ENV, **FAST_RETRIES})
+    assert run.returncode == 0, run.describe()
+    assert run.error_lines == [], run.describe()
+    assert "apt's package lists are locked by another process; waiting" in run.stderr, \
+        run.describe()
+    assert "attempt 1/3 failed" not in run.stderr, run.describe()
+    assert waited >= LOCK_SECONDS - 1, run.describe()
+    assert_runtime_works(machine)
