@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,10 @@ IMAGE_REPO = "kubeadm-real-machine"
 CACHE_DIR = Path(os.environ.get("REAL_CACHE_DIR", "/var/cache/kubeadm-real-tests"))
 DOCKERD_LOG = Path(os.environ.get("REAL_DOCKERD_LOG", "/var/log/kubeadm-real-tests-dockerd.log"))
 LABEL = "kubeadm-real-tests.session"
+# Which kernel boot and PID namespace a session's pid belongs to: only sessions of this
+# namespace can be judged dead by looking in this /proc (another CI job on a shared engine,
+# or an earlier container that reused our pid, cannot).
+OWNER_LABEL = "kubeadm-real-tests.owner"
 
 # What `docker run --privileged` would grant, minus what this machine's bounding set lacks
 # (SYS_RESOURCE) and what engine 20.10 does not know (BPF, PERFMON, CHECKPOINT_RESTORE).
@@ -298,11 +303,15 @@ class Fleet:
 
     def __init__(self, image: str) -> None:
         self.image = image
-        self.session = f"{os.getpid()}"
+        self.session = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.network = f"kubeadm-real-{self.session}"
         self.subnet_prefix = ""
         self.machines: list[Machine] = []
         self._next_host = 10
+
+    def labels(self) -> list[str]:
+        """`docker run`/`create` flags marking a container as this session's."""
+        return ["--label", f"{LABEL}={self.session}", "--label", f"{OWNER_LABEL}={owner()}"]
 
     def create_network(self) -> None:
         _remove_stale_sessions()
@@ -312,7 +321,7 @@ class Fleet:
             done = docker(
                 "network", "create",
                 "--subnet", f"{prefix}.0/24", "--gateway", f"{prefix}.1",
-                "--label", f"{LABEL}={self.session}",
+                *self.labels(),
                 self.network,
                 check=False,
             )  # fmt: skip
@@ -329,7 +338,7 @@ class Fleet:
         argv = [
             "run", "-d", "--name", name, "--hostname", role,
             "--network", self.network, "--ip", ip,
-            "--label", f"{LABEL}={self.session}",
+            *self.labels(),
             "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
             "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
         ]  # fmt: skip
@@ -378,26 +387,30 @@ def wait_for_systemd(machine: Machine, seconds: float = 90) -> None:
     )
 
 
+def owner() -> str:
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return f"{boot_id} {os.readlink('/proc/self/ns/pid')}"
+
+
 def _remove_stale_sessions() -> None:
-    """Remove machines and networks left by earlier sessions whose pytest process is gone."""
+    """Remove machines and networks of earlier sessions in this PID namespace that are gone."""
+    mine = f"label={OWNER_LABEL}={owner()}"
     listed = docker(
-        "ps", "-a", "--filter", f"label={LABEL}",
-        "--format", f'{{{{.Names}}}} {{{{.Label "{LABEL}"}}}}',
+        "ps", "-a", "--filter", mine, "--format", f'{{{{.Names}}}} {{{{.Label "{LABEL}"}}}}',
         check=False,
-    )  # fmt: skip
-    nets = docker(
-        "network", "ls", "--filter", f"label={LABEL}", "--format", "{{.Name}}", check=False
     )
-    stale: set[str] = set()
+    nets = docker(
+        "network", "ls", "--filter", mine, "--format", f'{{{{.Name}}}} {{{{.Label "{LABEL}"}}}}',
+        check=False,
+    )
     for line in listed.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and not _pid_alive(parts[1]):
-            docker("rm", "-f", "-v", parts[0], check=False, timeout=120)
-            stale.add(parts[1])
-    for net in nets.stdout.split():
-        session = net.rsplit("-", 1)[-1]
-        if not _pid_alive(session):
-            docker("network", "rm", net, check=False)
+        name, _, session = line.partition(" ")
+        if not _pid_alive(session.split("-")[0]):
+            docker("rm", "-f", "-v", name, check=False, timeout=120)
+    for line in nets.stdout.splitlines():
+        name, _, session = line.partition(" ")
+        if not _pid_alive(session.split("-")[0]):
+            docker("network", "rm", name, check=False)
 
 
 def _pid_alive(pid: str) -> bool:

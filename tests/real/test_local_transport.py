@@ -24,7 +24,7 @@ import pytest
 from components.local import systemd_wait_command
 from components.transport import DockerExecTransport, Step
 from tests.conftest import ComponentRunner
-from tests.real.machines import CAPS, LABEL, STANDINS, Fleet, Machine, docker
+from tests.real.machines import CAPS, STANDINS, Fleet, Machine, docker
 
 pytestmark = pytest.mark.real
 
@@ -194,7 +194,7 @@ def start_tty_machine(fleet: Fleet, name: str) -> None:
     """A systemd machine run with a TTY, as the program runs node containers (`tty=True`)."""
     argv = [
         "run", "-d", "--tty", "--name", name, "--hostname", name,
-        "--label", f"{LABEL}={fleet.session}",
+        *fleet.labels(),
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
         "--device-cgroup-rule=a *:* rwm", "--cgroupns=host",
@@ -247,7 +247,7 @@ def test_systemd_wait_fails_fast_when_the_container_is_not_running(
 ) -> None:
     name = f"kubeadm-real-{fleet.session}-stopped"
     extra_containers.append(name)
-    docker("create", "--name", name, "--label", f"{LABEL}={fleet.session}", fleet.image, "true")
+    docker("create", "--name", name, *fleet.labels(), fleet.image, "true")
 
     ran = sh(systemd_wait_command(name), timeout=60)
 
