@@ -263,7 +263,9 @@ def host_key_cloud_config(private_key_openssh: str, public_key_openssh: str) -> 
     return "#cloud-config\n" + yaml.safe_dump(
         {
             "ssh_deletekeys": True,
-            "ssh_genkeytypes": [],  # no other key types: the pinned key is the node's identity
+            # Only ed25519, which ssh_keys already provides, so nothing is generated: the pinned
+            # key is the node's only identity. (An empty list is refused by cloud-init's schema.)
+            "ssh_genkeytypes": ["ed25519"],
             "ssh_keys": {
                 "ed25519_private": private_key_openssh,
                 "ed25519_public": public_key_openssh.strip(),

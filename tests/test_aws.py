@@ -543,7 +543,7 @@ def test_host_key_cloud_config_installs_only_the_given_ed25519_key() -> None:
     assert text.startswith("#cloud-config\n")
     assert yaml.safe_load(text) == {
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        "ssh_genkeytypes": ["ed25519"],
         "ssh_keys": {
             "ed25519_private": "PRIVATE\nKEY\n",
             "ed25519_public": "ssh-ed25519 AAAA comment",

@@ -1,0 +1,108 @@
+"""The AWS nodes' pinned SSH host keys, with real cloud-init and a real sshd on a Debian machine.
+
+The program gives each EC2 node user data from `host_key_cloud_config` and pins the public half
+in every SSH connection and in the `sshKnownHosts` output. Here Debian's own cloud-init
+validates that user data against its schema and runs its `ssh` module on it, then a real sshd
+must present exactly the pinned key, and a real `ssh` client, run as `sshCommands` prints it,
+must accept that key and refuse any other.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from components.aws import SshLogin, host_key_cloud_config, known_hosts_line
+from tests.real.machines import Fleet, Machine
+
+pytestmark = pytest.mark.real
+
+KNOWN_HOSTS_FILE = "kubeadm-aws-known_hosts"
+LOGIN_KEY_FILE = "kubeadm-aws-ssh.key"
+
+
+def put_text(machine: Machine, text: str, remote: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "file"
+        local.write_text(text)
+        machine.put(local, remote)  # not under /tmp or /run: those are tmpfs in the machine
+
+
+def new_ed25519_key(machine: Machine, path: str) -> tuple[str, str]:
+    """(private, public) in pulumi-tls's formats: OpenSSH private key, `ssh-ed25519 <b64>\\n`."""
+    machine.sh(f"rm -f {path} {path}.pub && ssh-keygen -q -t ed25519 -N '' -f {path}")
+    public = " ".join(machine.sh(f"cat {path}.pub").split()[:2]) + "\n"
+    return machine.sh(f"cat {path}"), public
+
+
+@pytest.fixture(scope="module")
+def node(fleet: Fleet) -> Iterator[Machine]:
+    machine = fleet.start("host-key", systemd=False)
+    machine.sh(
+        "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+        "--no-install-recommends cloud-init openssh-server openssh-client >/dev/null",
+        timeout=600,
+    )
+    # No cloud here: cloud-init's "None" datasource, so its modules run from files alone.
+    machine.sh("echo 'datasource_list: [ None ]' > /etc/cloud/cloud.cfg.d/90-none.cfg")
+    machine.sh("cloud-init init --local >/dev/null 2>&1")
+    yield machine
+
+
+@pytest.fixture(scope="module")
+def pinned_key(node: Machine) -> str:
+    """Boot the node the way EC2 would, with the program's user data; the public key pinned."""
+    private, public = new_ed25519_key(node, "/root/pinned")
+    put_text(node, host_key_cloud_config(private, public), "/root/user-data")
+    schema = node.sh("cloud-init schema --config-file /root/user-data 2>&1")
+    assert "Valid cloud-config" in schema, schema
+    node.sh("cloud-init --file /root/user-data single --name cc_ssh --frequency always 2>&1")
+    node.sh("mkdir -p /run/sshd && /usr/sbin/sshd")
+    return public.strip()
+
+
+def test_cloud_init_installs_the_pinned_key_as_the_only_host_key(
+    node: Machine, pinned_key: str
+) -> None:
+    assert node.sh("ls /etc/ssh | grep '^ssh_host_' | sort").split() == [
+        "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub",
+    ]
+    assert node.sh("cmp /etc/ssh/ssh_host_ed25519_key /root/pinned && echo same").strip() == "same"
+    # What any client is shown, for every key type it could ask for.
+    scanned = node.sh("ssh-keyscan 127.0.0.1 2>/dev/null").splitlines()
+    assert scanned == [known_hosts_line("127.0.0.1", pinned_key)]
+
+
+def login(node: Machine, known_hosts: str) -> tuple[int, str]:
+    """Run `sshCommands`' command for this node, as a user would, with `true` as the command."""
+    put_text(node, known_hosts, f"/root/{KNOWN_HOSTS_FILE}")
+    command = SshLogin("root", LOGIN_KEY_FILE, KNOWN_HOSTS_FILE).command("127.0.0.1")
+    done = node.rc(f"cd /root && {command} -o BatchMode=yes true 2>/root/ssh.err")
+    return done, node.sh("cat /root/ssh.err")
+
+
+@pytest.fixture(scope="module")
+def authorized(node: Machine) -> None:
+    _, public = new_ed25519_key(node, f"/root/{LOGIN_KEY_FILE}")
+    node.sh(f"mkdir -p -m 700 /root/.ssh && echo {shlex.quote(public.strip())} "
+            "> /root/.ssh/authorized_keys")
+
+
+def test_ssh_command_logs_in_with_the_exported_known_hosts(
+    node: Machine, pinned_key: str, authorized: None
+) -> None:
+    rc, err = login(node, known_hosts_line("127.0.0.1", pinned_key) + "\n")
+    assert rc == 0, err
+
+
+def test_ssh_command_refuses_a_host_with_another_key(
+    node: Machine, pinned_key: str, authorized: None
+) -> None:
+    _, other = new_ed25519_key(node, "/root/other")
+    rc, err = login(node, known_hosts_line("127.0.0.1", other.strip()) + "\n")
+    assert rc != 0
+    assert "Host key verification failed" in err, err
