@@ -11,6 +11,7 @@ count, so scaling out leaves existing instances untouched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,7 +20,6 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_tls as tls
-import yaml
 
 from components.config import (
     NODE_PORT_MAX,
@@ -259,19 +259,19 @@ class HostKey:
 
 
 def host_key_cloud_config(private_key_openssh: str, public_key_openssh: str) -> str:
-    """cloud-config (cc_ssh) replacing the image's host keys with this one ED25519 key."""
-    return "#cloud-config\n" + yaml.safe_dump(
-        {
-            "ssh_deletekeys": True,
-            # Only ed25519, which ssh_keys already provides, so nothing is generated: the pinned
-            # key is the node's only identity. (An empty list is refused by cloud-init's schema.)
-            "ssh_genkeytypes": ["ed25519"],
-            "ssh_keys": {
-                "ed25519_private": private_key_openssh,
-                "ed25519_public": public_key_openssh.strip(),
-            },
-        },
-        sort_keys=False,
+    """cloud-config (cc_ssh) replacing the image's host keys with this one ED25519 key.
+
+    ssh_genkeytypes names only ed25519, which ssh_keys already provides, so nothing is
+    generated and the pinned key is the node's only identity (cloud-init's schema refuses an
+    empty list). Values are JSON strings, which YAML reads as double-quoted scalars.
+    """
+    return (
+        "#cloud-config\n"
+        "ssh_deletekeys: true\n"
+        "ssh_genkeytypes: [ed25519]\n"
+        "ssh_keys:\n"
+        f"  ed25519_private: {json.dumps(private_key_openssh)}\n"
+        f"  ed25519_public: {json.dumps(public_key_openssh.strip())}\n"
     )
 
 
