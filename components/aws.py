@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import pulumi
@@ -288,8 +289,10 @@ def build_host_key(node_name: str, parent: pulumi.Resource) -> HostKey:
     )
 
 
-def known_hosts_line(address: str, host_key: str) -> str:
-    return f"{address} {host_key}"
+def known_hosts_line(node_name: str, host_key: str) -> str:
+    """Keyed by node name, which `ssh -o HostKeyAlias` matches: a worker's public IP changes
+    on stop/start, its name does not."""
+    return f"{node_name} {host_key}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -457,8 +460,12 @@ class AwsHosts(pulumi.ComponentResource):
         self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
         self.ssh_known_hosts_file = f"{cluster}-known_hosts"
         login = SshLogin(cfg.ssh_user, self.ssh_key_file, self.ssh_known_hosts_file)
-        self.ssh_commands = {config.master_name: eip.public_ip.apply(login.command)}
-        known_hosts = [pulumi.Output.all(eip.public_ip, master_host_key.public_key)]
+        self.ssh_commands = {
+            config.master_name: eip.public_ip.apply(login.to(config.master_name))
+        }
+        known_hosts = [
+            master_host_key.public_key.apply(partial(known_hosts_line, config.master_name))
+        ]
         for index in range(config.workers):
             worker_name = config.worker_name(index)
             worker_ip = node_ip(worker_cidr, index + 1)
@@ -476,20 +483,21 @@ class AwsHosts(pulumi.ComponentResource):
                     jump=(eip.public_ip, master_host_key.public_key),
                 )
                 depends_on: list[pulumi.Resource] = [worker, *master_ready]
-                self.ssh_commands[worker_name] = eip.public_ip.apply(login.jumped_to(worker_ip))
-                known_hosts.append(pulumi.Output.all(worker_ip, host_key.public_key))
+                self.ssh_commands[worker_name] = eip.public_ip.apply(
+                    login.to(worker_name, worker_ip, jump_name=config.master_name)
+                )
             else:
                 transport = self._transport(cfg, key, worker.public_ip, host_key.public_key)
                 depends_on = [worker]
-                self.ssh_commands[worker_name] = worker.public_ip.apply(login.command)
-                known_hosts.append(pulumi.Output.all(worker.public_ip, host_key.public_key))
+                self.ssh_commands[worker_name] = worker.public_ip.apply(login.to(worker_name))
+            known_hosts.append(host_key.public_key.apply(partial(known_hosts_line, worker_name)))
             workers.append(ClusterNode(
                 name=worker_name, private_ip=worker_ip, transport=transport,
                 depends_on=depends_on, identity=worker.id,
             ))
         self.workers = workers
         self.ssh_known_hosts = pulumi.Output.all(*known_hosts).apply(
-            lambda lines: "".join(f"{known_hosts_line(*line)}\n" for line in lines)
+            lambda lines: "".join(f"{line}\n" for line in lines)
         )
 
         self.api_endpoint = pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}")
@@ -532,27 +540,37 @@ class AwsHosts(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class SshLogin:
     """How a user logs in to a node: the login user, the key file (None: the user's own keys
-    or agent) and the known_hosts file written from the `sshKnownHosts` output."""
+    or agent) and the known_hosts file written from the `sshKnownHosts` output, whose lines are
+    keyed by node name (HostKeyAlias)."""
 
     user: str
     key_file: str | None
     known_hosts_file: str
 
-    def options(self) -> str:
+    def options(self, node_name: str) -> str:
         identity = f"-i {self.key_file} " if self.key_file else ""
         return (
             f"{identity}-o UserKnownHostsFile={self.known_hosts_file} "
-            "-o StrictHostKeyChecking=yes "
+            f"-o StrictHostKeyChecking=yes -o HostKeyAlias={node_name} "
         )
 
-    def command(self, host: str, jump_host: str | None = None) -> str:
+    def command(
+        self, node_name: str, host: str, jump_name: str | None = None, jump_host: str | None = None
+    ) -> str:
         # ProxyCommand rather than -J: -J would not pass -i or the known_hosts file to the jump.
-        jump = (
-            f"-o ProxyCommand='ssh {self.options()}-W %h:%p {self.user}@{jump_host}' "
-            if jump_host
-            else ""
-        )
-        return f"ssh {self.options()}{jump}{self.user}@{host}"
+        jump = ""
+        if jump_name is not None and jump_host is not None:
+            jump = (
+                f"-o ProxyCommand='ssh {self.options(jump_name)}-W %h:%p "
+                f"{self.user}@{jump_host}' "
+            )
+        return f"ssh {self.options(node_name)}{jump}{self.user}@{host}"
 
-    def jumped_to(self, host: str) -> Callable[[str], str]:
-        return lambda jump_host: self.command(host, jump_host=jump_host)
+    def to(
+        self, node_name: str, host: str | None = None, jump_name: str | None = None
+    ) -> Callable[[str], str]:
+        """For Output.apply: the login command given the one address still unknown, which is
+        the node's own (`host` None) or its jump host's."""
+        if host is None:
+            return lambda address: self.command(node_name, address)
+        return lambda jump_host: self.command(node_name, host, jump_name, jump_host)

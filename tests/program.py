@@ -61,6 +61,13 @@ FAKE_EIP = "203.0.113.10"
 HOST_KEY_SUFFIX = "-host-key"
 
 
+def fake_public_ip(instance_name: str) -> str:
+    """An instance's (mock) public IP, distinct per instance: 198.51.100.(20 + 1 + worker index),
+    198.51.100.20 for anything else."""
+    index = instance_name.rsplit("-worker-", 1)[1] if "-worker-" in instance_name else None
+    return f"198.51.100.{20 + 1 + int(index)}" if index and index.isdigit() else "198.51.100.20"
+
+
 def fake_host_public_key(node: str) -> str:
     """A node's (mock) SSH host public key, distinct per node, as the tls provider prints it."""
     return f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{node.replace('-', '')}"
@@ -100,7 +107,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["stdout"] = fake_stdout(name)
             outputs["stderr"] = ""
         elif typ == "aws:ec2/instance:Instance":
-            outputs.setdefault("publicIp", "198.51.100.20")
+            outputs.setdefault("publicIp", fake_public_ip(name))
             outputs["arn"] = f"arn:aws:ec2:eu-west-1:123456789012:instance/i-{name}"
         elif typ == "aws:ec2/eip:Eip":
             outputs["publicIp"] = FAKE_EIP

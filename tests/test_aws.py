@@ -29,6 +29,7 @@ from tests.program import (
     WiredCluster,
     fake_host_private_key,
     fake_host_public_key,
+    fake_public_ip,
     run_cluster_on,
 )
 
@@ -36,7 +37,6 @@ CLUSTER = "kubeadm-aws"
 MASTER = f"{CLUSTER}-master"
 SUBNET = "10.0.1.0/24"
 ADMIN = "203.0.113.0/24"
-WORKER_PUBLIC_IP = "198.51.100.20"  # what the mocks report as an instance's publicIp
 AMI_X86 = "ami-0aaaaaaaaaaaaaaa1"  # what the mocks' getAmi returns per architecture
 AMI_ARM = "ami-0bbbbbbbbbbbbbbb2"
 
@@ -254,14 +254,16 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
     for res in run.of_type(COMMAND):
         on_master = res.name not in on_worker
         host = res.inputs["connection"]["host"]
-        assert host == (FAKE_EIP if on_master else WORKER_PUBLIC_IP), res.name
+        assert host == (FAKE_EIP if on_master else fake_public_ip(worker(0))), res.name
         if on_master:
             assert run.depends_on(res, association), res.name
     pinned = f"-o UserKnownHostsFile={CLUSTER}-known_hosts -o StrictHostKeyChecking=yes"
     assert run.resolve(hosts.ssh_commands[MASTER]) == \
-        f"ssh -i {CLUSTER}-ssh.key {pinned} ubuntu@{FAKE_EIP}"
-    assert run.resolve(hosts.ssh_commands[worker(0)]) == \
-        f"ssh -i {CLUSTER}-ssh.key {pinned} ubuntu@{WORKER_PUBLIC_IP}"
+        f"ssh -i {CLUSTER}-ssh.key {pinned} -o HostKeyAlias={MASTER} ubuntu@{FAKE_EIP}"
+    assert run.resolve(hosts.ssh_commands[worker(0)]) == (
+        f"ssh -i {CLUSTER}-ssh.key {pinned} -o HostKeyAlias={worker(0)} "
+        f"ubuntu@{fake_public_ip(worker(0))}"
+    )
 
 
 def test_ami_is_the_latest_canonical_ubuntu_noble_and_never_churns(
@@ -403,7 +405,7 @@ def test_user_supplied_key_pair_with_private_key(run_components: ComponentRunner
         assert "connection" in res.secret_inputs
     assert run.resolve(wired.hosts.ssh_commands[MASTER]) == (
         f"ssh -o UserKnownHostsFile={CLUSTER}-known_hosts -o StrictHostKeyChecking=yes "
-        f"ubuntu@{FAKE_EIP}"
+        f"-o HostKeyAlias={MASTER} ubuntu@{FAKE_EIP}"
     )
 
 
@@ -476,11 +478,12 @@ def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
         assert run.depends_on(join, association)
         command = run.resolve(wired.hosts.ssh_commands[worker(i)])
         assert command.endswith(f"ubuntu@{node_ip(private, i + 1)}")
-        # Both hops check the pinned keys.
+        # Both hops check the pinned keys: the jump the master's, the login the worker's.
         assert command.count(f"-o UserKnownHostsFile={CLUSTER}-known_hosts") == 2
-        assert f"-W %h:%p ubuntu@{FAKE_EIP}" in command
-    assert run.resolve(wired.hosts.ssh_known_hosts).splitlines()[1:] == [
-        f"{node_ip(private, i + 1)} {fake_host_public_key(worker(i))}" for i in range(2)
+        assert f"-o HostKeyAlias={MASTER} -W %h:%p ubuntu@{FAKE_EIP}'" in command
+        assert f"-o HostKeyAlias={worker(i)} -o ProxyCommand=" in command
+    assert run.resolve(wired.hosts.ssh_known_hosts).splitlines() == [
+        f"{node} {fake_host_public_key(node)}" for node in (MASTER, worker(0), worker(1))
     ]
 
 
@@ -515,27 +518,25 @@ def test_each_node_gets_its_own_host_key_and_every_step_pins_it(
     for key in keys:
         assert key.inputs == {"algorithm": "ED25519"}
     # Which node each step runs on, by its connection's host.
-    host_of = {FAKE_EIP: MASTER, WORKER_PUBLIC_IP: None}
+    host_of = {FAKE_EIP: MASTER, **{fake_public_ip(n): n for n in nodes[1:]}}
     for res in run.of_type(COMMAND):
         connection = res.inputs["connection"]
-        node = host_of[connection["host"]] or next(n for n in nodes if res.name.startswith(n))
+        node = host_of[connection["host"]]
         assert connection["hostKey"] == fake_host_public_key(node), res.name
         assert "proxy" not in connection
 
 
-def test_known_hosts_output_lists_every_node_address_with_its_key(
+def test_known_hosts_output_lists_every_node_by_name_with_its_key(
     run_components: ComponentRunner,
 ) -> None:
     run, wired = run_aws(run_components, workers=2)
 
     assert run.resolve(wired.hosts.ssh_known_hosts) == "".join(
-        f"{address} {fake_host_public_key(node)}\n"
-        for address, node in [
-            (FAKE_EIP, MASTER),
-            (WORKER_PUBLIC_IP, worker(0)),
-            (WORKER_PUBLIC_IP, worker(1)),
-        ]
+        f"{node} {fake_host_public_key(node)}\n" for node in (MASTER, worker(0), worker(1))
     )
+    # ...and each login names the line it must match, whatever address the node has today.
+    for node in (MASTER, worker(0), worker(1)):
+        assert f"-o HostKeyAlias={node} " in run.resolve(wired.hosts.ssh_commands[node])
 
 
 def test_host_key_cloud_config_installs_only_the_given_ed25519_key() -> None:

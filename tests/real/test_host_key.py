@@ -5,6 +5,9 @@ in every SSH connection and in the `sshKnownHosts` output. Here Debian's own clo
 validates that user data against its schema and runs its `ssh` module on it, then a real sshd
 must present exactly the pinned key, and a real `ssh` client, run as `sshCommands` prints it,
 must accept that key and refuse any other.
+
+What this is not: Ubuntu 24.04's cloud-init booting on EC2 (Debian bookworm's 22.4 runs here,
+with no cloud datasource), or pulumi-command's Go SSH client (OpenSSH's client runs here).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ pytestmark = pytest.mark.real
 
 KNOWN_HOSTS_FILE = "kubeadm-aws-known_hosts"
 LOGIN_KEY_FILE = "kubeadm-aws-ssh.key"
+MASTER = "kubeadm-aws-master"
+WORKER = "kubeadm-aws-worker-0"
 
 
 def put_text(machine: Machine, text: str, remote: str) -> None:
@@ -74,15 +79,17 @@ def test_cloud_init_installs_the_pinned_key_as_the_only_host_key(
     assert node.sh("cmp /etc/ssh/ssh_host_ed25519_key /root/pinned && echo same").strip() == "same"
     # What any client is shown, for every key type it could ask for.
     scanned = node.sh("ssh-keyscan 127.0.0.1 2>/dev/null").splitlines()
-    assert scanned == [known_hosts_line("127.0.0.1", pinned_key)]
+    assert scanned == [f"127.0.0.1 {pinned_key}"]
 
 
-def login(node: Machine, known_hosts: str) -> tuple[int, str]:
-    """Run `sshCommands`' command for this node, as a user would, with `true` as the command."""
+def login(node: Machine, known_hosts: str, command: str) -> tuple[int, str]:
+    """Run an `sshCommands` command as a user would, with `true` as the remote command."""
     put_text(node, known_hosts, f"/root/{KNOWN_HOSTS_FILE}")
-    command = SshLogin("root", LOGIN_KEY_FILE, KNOWN_HOSTS_FILE).command("127.0.0.1")
     done = node.rc(f"cd /root && {command} -o BatchMode=yes true 2>/root/ssh.err")
     return done, node.sh("cat /root/ssh.err")
+
+
+USER = SshLogin("root", LOGIN_KEY_FILE, KNOWN_HOSTS_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +102,33 @@ def authorized(node: Machine) -> None:
 def test_ssh_command_logs_in_with_the_exported_known_hosts(
     node: Machine, pinned_key: str, authorized: None
 ) -> None:
-    rc, err = login(node, known_hosts_line("127.0.0.1", pinned_key) + "\n")
+    known_hosts = known_hosts_line(MASTER, pinned_key) + "\n"
+    rc, err = login(node, known_hosts, USER.command(MASTER, "127.0.0.1"))
     assert rc == 0, err
+
+
+def test_jumped_ssh_command_checks_both_hops(
+    node: Machine, pinned_key: str, authorized: None
+) -> None:
+    """The private-worker command: ProxyCommand through the master, each hop its own alias
+    (here both hops reach this one sshd)."""
+    jumped = USER.command(WORKER, "127.0.0.1", jump_name=MASTER, jump_host="127.0.0.1")
+    both = known_hosts_line(MASTER, pinned_key) + "\n" + known_hosts_line(WORKER, pinned_key)
+    rc, err = login(node, both + "\n", jumped)
+    assert rc == 0, err
+
+    _, other = new_ed25519_key(node, "/root/other-jump")
+    wrong_master = known_hosts_line(MASTER, other.strip()) + "\n"
+    rc, err = login(node, wrong_master + known_hosts_line(WORKER, pinned_key) + "\n", jumped)
+    assert rc != 0
+    assert "Host key verification failed" in err, err
 
 
 def test_ssh_command_refuses_a_host_with_another_key(
     node: Machine, pinned_key: str, authorized: None
 ) -> None:
     _, other = new_ed25519_key(node, "/root/other")
-    rc, err = login(node, known_hosts_line("127.0.0.1", other.strip()) + "\n")
+    known_hosts = known_hosts_line(MASTER, other.strip()) + "\n"
+    rc, err = login(node, known_hosts, USER.command(MASTER, "127.0.0.1"))
     assert rc != 0
     assert "Host key verification failed" in err, err
