@@ -418,6 +418,11 @@ def check_join_verifies_ca(
 
 
 REMOTE_TYPES = ("command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile")
+# An OpenSSH public key, as pulumi-command's hostKey takes it ("<type> <base64> [comment]").
+OPENSSH_PUBLIC_KEY = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|rsa-sha2-(256|512)|ecdsa-sha2-nistp(256|384|521)) "
+    r"[A-Za-z0-9+/]+={0,2}( [^\n]*)?\n?$"
+)
 
 
 def check_ssh_host_key_pinned(
@@ -432,12 +437,18 @@ def check_ssh_host_key_pinned(
         hop = get(props, *where)
         if hop is UNKNOWN or (hop is None and where != ("connection",)):
             continue
-        if not get(hop, "hostKey"):
-            label = ".".join(where)
+        key = get(hop, "hostKey")
+        label = ".".join(where)
+        if not key:
             found.append(message(
                 SSH_HOST_KEY_PINNED, resource_type, name,
                 f"{label}.hostKey is not set: the SSH client accepts any key the host (or "
                 "whoever intercepts the connection) presents; pin the host's public key",
+            ))
+        elif key is not UNKNOWN and not (isinstance(key, str) and OPENSSH_PUBLIC_KEY.match(key)):
+            found.append(message(
+                SSH_HOST_KEY_PINNED, resource_type, name,
+                f"{label}.hostKey is not an OpenSSH public key ('ssh-ed25519 AAAA...')",
             ))
     return found
 

@@ -230,6 +230,8 @@ MUTATIONS: dict[str, Mutation] = {
             create="sudo kubeadm join 10.0.1.10:6443 --token abcdef.0123456789abcdef")))),
     "ssh-host-key-unpinned": (v.SSH_HOST_KEY_PINNED, JOIN, lambda rs: with_props(
         find(rs, by_name(JOIN)), drop("connection", "hostKey"))),
+    "ssh-host-key-garbage": (v.SSH_HOST_KEY_PINNED, JOIN, lambda rs: with_props(
+        find(rs, by_name(JOIN)), set_path("connection", "hostKey", value="x"))),
     "jump-host-key-unpinned": (
         v.SSH_HOST_KEY_PINNED, JOIN, lambda rs: with_props(
             find(rs, by_name(JOIN)),
