@@ -131,17 +131,17 @@ repair_dpkg_if_interrupted() {
     done
 }
 
-# One `apt-get update`, first waiting (up to APT_LOCK_TIMEOUT) while another apt run such as
-# apt-daily holds the package lists' lock: DPkg::Lock::Timeout covers only dpkg's locks.
+# One `apt-get update` that waits while another apt run such as apt-daily holds the package
+# lists' lock (DPkg::Lock::Timeout covers only dpkg's locks), until APT_LISTS_DEADLINE.
 apt_get_update() {
-    local deadline=$((SECONDS + ${APT_LOCK_TIMEOUT:-600})) out
+    local out
     while true; do
         if out=$(apt_get update --error-on=any 2>&1); then
             printf '%s\n' "$out" >&2
             return 0
         fi
         printf '%s\n' "$out" >&2
-        if [[ $out != *"Could not get lock /var/lib/apt/lists/lock"* || $SECONDS -gt $deadline ]]; then
+        if [[ $out != *"Could not get lock /var/lib/apt/lists/lock"* || $SECONDS -gt $APT_LISTS_DEADLINE ]]; then
             return 1
         fi
         log_info "apt's package lists are locked by another process; waiting"
@@ -149,8 +149,11 @@ apt_get_update() {
     done
 }
 
+# apt-get update with bounded retries for download failures; waiting for the lists lock counts
+# against one APT_LOCK_TIMEOUT for the whole update, not one per attempt.
 apt_update() {
     log_step "apt-get update"
+    APT_LISTS_DEADLINE=$((SECONDS + ${APT_LOCK_TIMEOUT:-600}))
     retry "apt-get update" apt_get_update ||
         die "apt-get update failed after ${RETRY_ATTEMPTS:-5} attempts: a package source is unreachable or invalid (see the apt messages above)"
 }
