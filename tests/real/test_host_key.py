@@ -6,8 +6,11 @@ validates that user data against its schema and runs its `ssh` module on it, the
 must present exactly the pinned key, and a real `ssh` client, run as `sshCommands` prints it,
 must accept that key and refuse any other.
 
-What this is not: Ubuntu 24.04's cloud-init booting on EC2 (Debian bookworm's 22.4 runs here,
-with no cloud datasource), or pulumi-command's Go SSH client (OpenSSH's client runs here).
+pulumi-command's own check is x/crypto/ssh's FixedHostKey with only the pinned key's
+algorithm offered; `fixtures/pinned-ssh` (Go, built here from Debian's golang.org/x/crypto)
+dials the same way with the exact `hostKey` string the program sets. What this is not: Ubuntu
+24.04's cloud-init booting on EC2 (Debian bookworm's 22.4 runs here, with no cloud datasource),
+or the pulumi-command binary itself (it cannot be downloaded here).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tests.real.machines import Fleet, Machine
 
 pytestmark = pytest.mark.real
 
+FIXTURES = Path(__file__).parent / "fixtures"
 KNOWN_HOSTS_FILE = "kubeadm-aws-known_hosts"
 LOGIN_KEY_FILE = "kubeadm-aws-ssh.key"
 MASTER = "kubeadm-aws-master"
@@ -49,8 +53,16 @@ def node(fleet: Fleet) -> Iterator[Machine]:
     machine = fleet.start("host-key", systemd=False)
     machine.sh(
         "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
-        "--no-install-recommends cloud-init openssh-server openssh-client >/dev/null",
+        "--no-install-recommends cloud-init openssh-server openssh-client "
+        "golang-go golang-golang-x-crypto-dev >/dev/null",
         timeout=600,
+    )
+    machine.sh("mkdir -p /root/pinned-ssh")
+    machine.put(FIXTURES / "pinned-ssh" / "main.go", "/root/pinned-ssh/main.go")
+    machine.sh(
+        "cd /root/pinned-ssh && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=/root/.gocache "
+        "go build -o /usr/local/bin/pinned-ssh .",
+        timeout=300,
     )
     # No cloud here: cloud-init's "None" datasource, so its modules run from files alone.
     machine.sh("echo 'datasource_list: [ None ]' > /etc/cloud/cloud.cfg.d/90-none.cfg")
@@ -132,3 +144,28 @@ def test_ssh_command_refuses_a_host_with_another_key(
     rc, err = login(node, known_hosts, USER.command(MASTER, "127.0.0.1"))
     assert rc != 0
     assert "Host key verification failed" in err, err
+
+
+def pulumi_command_dial(node: Machine, host_key: str) -> tuple[int, str]:
+    """Dial as pulumi-command does with `connection.hostKey = host_key`."""
+    done = node.rc(
+        f"pinned-ssh 127.0.0.1:22 root /root/{LOGIN_KEY_FILE} {shlex.quote(host_key)} true "
+        "2>/root/go.err"
+    )
+    return done, node.sh("cat /root/go.err")
+
+
+def test_pulumi_commands_check_accepts_the_pinned_key_as_the_program_passes_it(
+    node: Machine, pinned_key: str, authorized: None
+) -> None:
+    rc, err = pulumi_command_dial(node, pinned_key)  # HostKey.public_key: stripped, no comment
+    assert rc == 0, err
+
+
+def test_pulumi_commands_check_refuses_another_key(
+    node: Machine, pinned_key: str, authorized: None
+) -> None:
+    _, other = new_ed25519_key(node, "/root/other-go")
+    rc, err = pulumi_command_dial(node, other.strip())
+    assert rc == 1
+    assert "host key mismatch" in err, err
