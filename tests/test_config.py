@@ -137,6 +137,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"apiServerPort": "http"}, "apiServerPort", "a whole number"),
     ("dev", {"apiServerPort": "30085"}, "apiServerPort", "a port outside localNodePorts"),
     ("dev", {"nodeImage": "kindest/node:v1.30.8"}, "nodeImage", "matches kubernetesVersion 1.31"),
+    ("dev", {"kubernetesVersion": "1.31.5"}, "nodeImage", "matches kubernetesVersion 1.31.5"),
     ("dev", {"nodeImage": "kindest/node:latest"}, "nodeImage", "other than latest"),
     ("dev", {"localNodePorts": "30000-31000"}, "localNodePorts", "at most 100 ports"),
     ("dev", {"localNodePorts": "29000-29010"}, "localNodePorts", "within 30000-32767"),
