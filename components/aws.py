@@ -19,7 +19,6 @@ from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_command as command
 import pulumi_tls as tls
 
 from components.config import (
@@ -31,7 +30,7 @@ from components.config import (
     node_ip,
 )
 from components.kubeadm import ClusterNode, Cni, NodeInstall, NodeProfile
-from components.transport import SshTransport, Transport
+from components.transport import SshTransport
 
 CANONICAL_OWNER_ID = "099720109477"
 UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
@@ -445,10 +444,11 @@ class AwsHosts(pulumi.ComponentResource):
         )
         self.master_public_ip = eip.public_ip
         master_ready: list[pulumi.Resource] = [master, eip_association]
+        master_ssh = self._transport(cfg, key, eip.public_ip, master_host_key.public_key)
         self.master = ClusterNode(
             name=config.master_name,
             private_ip=master_ip,
-            transport=self._transport(cfg, key, eip.public_ip, master_host_key.public_key),
+            transport=master_ssh,
             depends_on=master_ready,
             identity=master.id,
         )
@@ -479,8 +479,7 @@ class AwsHosts(pulumi.ComponentResource):
             if cfg.private_workers:
                 # Reached through the master: the same key opens both hops.
                 transport = self._transport(
-                    cfg, key, worker_ip, host_key.public_key,
-                    jump=(eip.public_ip, master_host_key.public_key),
+                    cfg, key, worker_ip, host_key.public_key, jump=master_ssh
                 )
                 depends_on: list[pulumi.Resource] = [worker, *master_ready]
                 self.ssh_commands[worker_name] = eip.public_ip.apply(
@@ -520,20 +519,13 @@ class AwsHosts(pulumi.ComponentResource):
         key: NodeKey,
         host: pulumi.Input[str],
         host_key: pulumi.Input[str],
-        jump: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None,
-    ) -> Transport:
-        """SSH to `host`, pinned to `host_key`; `jump` is (address, host key) of a jump host."""
-        proxy = None
-        if jump is not None:
-            jump_host, jump_host_key = jump
-            proxy = command.remote.ProxyConnectionArgs(
-                host=jump_host, user=cfg.ssh_user, private_key=key.private_key,
-                host_key=jump_host_key, dial_error_limit=40, per_dial_timeout=15,
-            )
-        # private_key None = the SSH agent (pulumi-command falls back to SSH_AUTH_SOCK).
+        jump: SshTransport | None = None,
+    ) -> SshTransport:
+        """SSH to `host` pinned to `host_key`, optionally through `jump`; a private_key of None
+        means the SSH agent (pulumi-command falls back to SSH_AUTH_SOCK)."""
         return SshTransport(
             host=host, user=cfg.ssh_user, private_key=key.private_key, host_key=host_key,
-            proxy=proxy,
+            jump=jump,
         )
 
 

@@ -121,6 +121,11 @@ class DockerExecTransport:
         )
 
 
+# An EC2 instance reports "running" before sshd answers: keep dialling for ~10 minutes.
+DIAL_ERROR_LIMIT = 40
+PER_DIAL_TIMEOUT_SECONDS = 15
+
+
 @dataclass(frozen=True)
 class SshTransport:
     """A machine reached over SSH as a sudo-capable user."""
@@ -131,18 +136,28 @@ class SshTransport:
     private_key: pulumi.Input[str] | None = None
     # "ssh-ed25519 AAAA...": the only key the host may present (None: any key is accepted).
     host_key: pulumi.Input[str] | None = None
-    proxy: command.remote.ProxyConnectionArgs | None = None
+    # The host this one is reached through (its own user, key and pinned host key).
+    jump: SshTransport | None = None
 
     def connection(self) -> command.remote.ConnectionArgs:
-        # An EC2 instance reports "running" before sshd answers: keep dialling for ~10 minutes.
         return command.remote.ConnectionArgs(
             host=self.host,
             user=self.user,
             private_key=self.private_key,
             host_key=self.host_key,
-            dial_error_limit=40,
-            per_dial_timeout=15,
-            proxy=self.proxy,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
+            proxy=self.jump.proxy_connection() if self.jump else None,
+        )
+
+    def proxy_connection(self) -> command.remote.ProxyConnectionArgs:
+        return command.remote.ProxyConnectionArgs(
+            host=self.host,
+            user=self.user,
+            private_key=self.private_key,
+            host_key=self.host_key,
+            dial_error_limit=DIAL_ERROR_LIMIT,
+            per_dial_timeout=PER_DIAL_TIMEOUT_SECONDS,
         )
 
     def create_command(self, step: Step) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pulumi_command as command
 import pytest
 
 from components.scripts import SCRIPTS_DIR, script_path, script_text
@@ -77,6 +78,22 @@ def test_ssh_command_strings() -> None:
     assert transport.inline_command("kubectl drain x") == \
         "sudo -n sh -c 'kubectl drain x' </dev/null"
     assert transport.connection().dial_error_limit == 40
+    assert transport.connection().proxy is None
+
+
+def test_a_jump_host_is_its_own_transport_with_the_same_dial_settings() -> None:
+    jump = SshTransport(host="203.0.113.10", user="ubuntu", private_key="k",
+                        host_key="ssh-ed25519 J")
+    worker = SshTransport(host="10.0.2.11", user="ubuntu", private_key="k",
+                          host_key="ssh-ed25519 W", jump=jump)
+    connection = worker.connection()
+    assert (connection.host, connection.host_key) == ("10.0.2.11", "ssh-ed25519 W")
+    proxy = connection.proxy
+    assert isinstance(proxy, command.remote.ProxyConnectionArgs)
+    assert (proxy.host, proxy.user, proxy.private_key, proxy.host_key) == (
+        "203.0.113.10", "ubuntu", "k", "ssh-ed25519 J")
+    assert (proxy.dial_error_limit, proxy.per_dial_timeout) == (
+        connection.dial_error_limit, connection.per_dial_timeout)
 
 
 def test_several_scripts_share_one_stdin_in_order() -> None:
