@@ -42,7 +42,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.config import AppConfig, KubernetesVersion, ServiceType
+from components.config import (
+    DEFAULT_KUBERNETES_VERSION,
+    AppConfig,
+    KubernetesVersion,
+    ServiceType,
+)
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
@@ -57,7 +62,6 @@ BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-n
 RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 # unhealthyPodEvictionPolicy: beta and on by default from 1.27 (GA in 1.31).
 UNHEALTHY_POD_EVICTION_MINOR = 27
-DEFAULT_KUBERNETES_VERSION = KubernetesVersion(31, None)
 
 Manifest = dict[str, Any]
 
@@ -315,11 +319,17 @@ class AppEndpoints:
     url: pulumi.Output[str]
 
 
-@dataclass
-class AppObjects:
-    deployment: kubernetes.apps.v1.Deployment
-    service: kubernetes.core.v1.Service
-    disruption_budget: kubernetes.policy.v1.PodDisruptionBudget | None = None
+AppObject = (
+    kubernetes.apps.v1.Deployment
+    | kubernetes.core.v1.Service
+    | kubernetes.policy.v1.PodDisruptionBudget
+)
+# Resource class and resource-name suffix of each namespaced kind render_manifests produces.
+APP_OBJECT_KINDS: dict[str, tuple[type[AppObject], str]] = {
+    "Deployment": (kubernetes.apps.v1.Deployment, "deployment"),
+    "Service": (kubernetes.core.v1.Service, "service"),
+    "PodDisruptionBudget": (kubernetes.policy.v1.PodDisruptionBudget, "pdb"),
+}
 
 
 class Workloads(pulumi.ComponentResource):
@@ -327,7 +337,6 @@ class Workloads(pulumi.ComponentResource):
 
     provider: kubernetes.Provider
     namespaces: dict[str, kubernetes.core.v1.Namespace]
-    objects: dict[str, AppObjects]
     apps: dict[str, AppEndpoints]
     urls: pulumi.Output[dict[str, str]]
 
@@ -348,23 +357,19 @@ class Workloads(pulumi.ComponentResource):
         )
         self._ready = args.ready
 
+        # Exactly what render_manifests returns (and the tests check), namespaces first.
         self.namespaces = {}
-        for namespace, members in apps_by_namespace(args.apps).items():
-            if namespace in BUILTIN_NAMESPACES:
-                continue
-            manifest = namespace_manifest(namespace, members, args.cluster_name)
-            self.namespaces[namespace] = kubernetes.core.v1.Namespace(
-                f"{namespace}-namespace",
-                metadata=manifest["metadata"],
-                opts=self._opts(),
-            )
-
-        self.objects = {}
-        self.apps = {}
-        for app in args.apps:
-            objects = self._declare_app(app, args)
-            self.objects[app_key(app)] = objects
-            self.apps[app_key(app)] = self._endpoints(app, objects.service, args.app_host)
+        services: dict[str, kubernetes.core.v1.Service] = {}
+        for manifest in render_manifests(args.apps, args.cluster_name, args.kubernetes_version):
+            declared = self._declare(manifest)
+            if isinstance(declared, kubernetes.core.v1.Service):
+                services[f"{manifest['metadata']['namespace']}/{manifest['metadata']['name']}"] = (
+                    declared
+                )
+        self.apps = {
+            app_key(app): self._endpoints(app, services[app_key(app)], args.app_host)
+            for app in args.apps
+        }
 
         self.urls = pulumi.Output.all(
             **{key: endpoints.url for key, endpoints in self.apps.items()}
@@ -392,35 +397,22 @@ class Workloads(pulumi.ComponentResource):
             delete_before_replace=True,
         )
 
-    def _declare_app(self, app: AppConfig, args: WorkloadsArgs) -> AppObjects:
-        namespace = self.namespaces.get(app.namespace)
-        after = [namespace] if namespace is not None else []
-        base = f"{app.namespace}/{app.name}"
-        deployment = deployment_manifest(app, args.cluster_name)
-        service = service_manifest(app, args.cluster_name)
-        pdb = pdb_manifest(app, args.cluster_name, args.kubernetes_version)
-        objects = AppObjects(
-            deployment=kubernetes.apps.v1.Deployment(
-                f"{base}-deployment",
-                metadata=deployment["metadata"],
-                spec=deployment["spec"],
-                opts=self._opts(*after),
-            ),
-            service=kubernetes.core.v1.Service(
-                f"{base}-service",
-                metadata=service["metadata"],
-                spec=service["spec"],
-                opts=self._opts(*after),
-            ),
-        )
-        if pdb is not None:
-            objects.disruption_budget = kubernetes.policy.v1.PodDisruptionBudget(
-                f"{base}-pdb",
-                metadata=pdb["metadata"],
-                spec=pdb["spec"],
-                opts=self._opts(*after),
+    def _declare(self, manifest: Manifest) -> kubernetes.core.v1.Namespace | AppObject:
+        metadata = manifest["metadata"]
+        if manifest["kind"] == "Namespace":
+            namespace = kubernetes.core.v1.Namespace(
+                f"{metadata['name']}-namespace", metadata=metadata, opts=self._opts()
             )
-        return objects
+            self.namespaces[metadata["name"]] = namespace
+            return namespace
+        resource_class, suffix = APP_OBJECT_KINDS[manifest["kind"]]
+        managed = self.namespaces.get(metadata["namespace"])
+        return resource_class(
+            f"{metadata['namespace']}/{metadata['name']}-{suffix}",
+            metadata=metadata,
+            spec=manifest["spec"],
+            opts=self._opts(*([managed] if managed is not None else [])),
+        )
 
     @staticmethod
     def _endpoints(
