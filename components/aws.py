@@ -29,14 +29,13 @@ from components.config import (
     StackConfig,
     node_ip,
 )
-from components.kubeadm import ClusterNode, Cni, NodeInstall, NodeProfile
+from components.kubeadm import API_SERVER_PORT, ClusterNode, Cni, NodeInstall, NodeProfile
 from components.transport import SshTransport
 
 CANONICAL_OWNER_ID = "099720109477"
 UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
 UBUNTU_ARCH: dict[Architecture, str] = {"x86_64": "amd64", "arm64": "arm64"}
 SSH_PORT = 22
-API_SERVER_PORT = 6443
 ANYWHERE = "0.0.0.0/0"
 CLUSTER_TAG = "kubeadm-cluster"
 IMDS_HOP_LIMIT = 2  # 1 would stop pods (one hop further than the host) reaching IMDSv2

@@ -113,6 +113,9 @@ class KubernetesVersion:
         return self.minor_version if self.patch is None else f"1.{self.minor}.{self.patch}"
 
 
+DEFAULT_KUBERNETES_VERSION = KubernetesVersion(31, None)
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     kubernetes_version: KubernetesVersion
@@ -186,10 +189,6 @@ class StackConfig:
     apps: tuple[AppConfig, ...]
     aws: AwsConfig | None
     local: LocalConfig | None
-
-    @property
-    def node_count(self) -> int:
-        return 1 + self.workers
 
     @property
     def master_name(self) -> str:
@@ -389,7 +388,7 @@ def parse_cluster(values: Mapping[str, object]) -> ClusterConfig:
         values,
         "kubernetesVersion",
         lambda raw: parse_kubernetes_version("kubernetesVersion", raw),
-        KubernetesVersion(31, None),
+        DEFAULT_KUBERNETES_VERSION,
     )
     pod_cidr = optional(
         values, "podCidr", lambda raw: parse_network_prefix("podCidr", raw, 8, 22), "10.244.0.0/16"

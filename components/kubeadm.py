@@ -35,6 +35,8 @@ JOIN_TOKEN_TTL = "15m"
 INSTALL_SCRIPTS = ("preflight.sh", "install-runtime.sh", "install-kubeadm.sh")
 READY_TIMEOUT_SECONDS = 900
 DRAIN_TIMEOUT = "300s"
+# Where kubeadm's API server listens on the control-plane node (kubeadm-init.sh's default).
+API_SERVER_PORT = 6443
 
 NodeProfile = Literal["host", "kind"]
 Cni = Literal["flannel", "kind"]

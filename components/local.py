@@ -20,10 +20,16 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.config import PROJECT, LocalConfig, StackConfig, node_ip
-from components.kubeadm import ADMIN_KUBECONFIG, ClusterNode, Cni, NodeInstall, NodeProfile
+from components.kubeadm import (
+    ADMIN_KUBECONFIG,
+    API_SERVER_PORT,
+    ClusterNode,
+    Cni,
+    NodeInstall,
+    NodeProfile,
+)
 from components.transport import DockerExecTransport
 
-API_SERVER_PORT_IN_NODE = 6443
 LOOPBACK = "127.0.0.1"
 LABEL_CLUSTER = f"{PROJECT}.cluster"
 LABEL_ROLE = f"{PROJECT}.role"
@@ -216,7 +222,7 @@ def master_ports(local: LocalConfig) -> list[docker.ContainerPortArgs]:
     touches the container. Sorted by internal port, as the provider reads ports back.
     """
     api = docker.ContainerPortArgs(
-        internal=API_SERVER_PORT_IN_NODE,
+        internal=API_SERVER_PORT,
         external=local.api_server_port,
         ip=LOOPBACK,
         protocol="tcp",
