@@ -18,6 +18,8 @@ from typing import Any, Literal, TypeVar, cast
 import pulumi
 import pulumi.runtime.config
 
+from policy.references import IMAGE_REFERENCE, OPENSSH_PUBLIC_KEY
+
 PROJECT = "kubeadm-cluster"
 
 Target = Literal["local", "aws"]
@@ -244,21 +246,12 @@ def has_one_vcpu(instance_type: str) -> bool:
 T = TypeVar("T")
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-IMAGE_REFERENCE = re.compile(
-    r"(?:(?P<registry>[a-zA-Z0-9.-]+(?::\d+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
-)
 QUANTITY_CPU = re.compile(r"\d+(\.\d+)?m?")
 QUANTITY_MEMORY = re.compile(r"\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?")
 CAPABILITY = re.compile(r"[A-Z][A-Z_]+")
 AWS_REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
 INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 AMI_ID = re.compile(r"ami-[0-9a-f]{8}([0-9a-f]{9})?")
-SSH_PUBLIC_KEY = re.compile(
-    r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?"
-)
 LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
@@ -663,7 +656,7 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         ssh_public_key=optional(
             values, "sshPublicKey",
             lambda v: parse_regex(
-                "sshPublicKey", str(v).strip(), SSH_PUBLIC_KEY,
+                "sshPublicKey", str(v).strip(), OPENSSH_PUBLIC_KEY,
                 "an OpenSSH public key line (ssh-ed25519 AAAA... or ssh-rsa ...)",
             ),
             None,

@@ -48,6 +48,7 @@ from components.config import (
     KubernetesVersion,
     ServiceType,
 )
+from policy.references import RESTRICTED_ADDABLE_CAPABILITIES
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
@@ -59,7 +60,6 @@ HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
 SKIP_AWAIT = "pulumi.com/skipAwait"
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 # Capabilities the `restricted` Pod Security Standard lets a container add.
-RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 # unhealthyPodEvictionPolicy: beta and on by default from 1.27 (GA in 1.31).
 UNHEALTHY_POD_EVICTION_MINOR = 27
 
@@ -81,7 +81,7 @@ def app_labels(app: AppConfig, cluster_name: str) -> dict[str, str]:
 
 def namespace_labels(apps: Sequence[AppConfig], cluster_name: str) -> dict[str, str]:
     adds = {cap for app in apps for cap in app.capabilities}
-    enforce = "restricted" if adds <= RESTRICTED_CAPABILITIES else "baseline"
+    enforce = "restricted" if adds <= RESTRICTED_ADDABLE_CAPABILITIES else "baseline"
     return {
         LABEL_PART_OF: cluster_name,
         LABEL_MANAGED_BY: MANAGED_BY,

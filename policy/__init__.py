@@ -1,5 +1,6 @@
 """The kubeadm-cluster policy pack (`pulumi preview --policy-pack policy`).
 
-This file only makes `policy.validators` importable from the tests; Pulumi runs the pack
-from `policy/__main__.py` and never imports this package.
+This file makes `policy` a package: the tests and the program (components/config.py,
+workloads.py share policy/references.py) import it, and `policy/__main__.py`, which Pulumi
+runs, imports its rules as `policy.validators`.
 """

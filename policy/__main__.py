@@ -23,9 +23,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-# Pulumi runs this file with runpy; make its sibling validators.py importable either way.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import validators
+# Pulumi runs this file with runpy from policy/: make the repository root importable so the
+# rules load as the `policy` package (they share policy/references.py with the program).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from policy import validators
 
 UNKNOWN_ERRORS = (UnknownValueError,)
 

@@ -22,6 +22,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from policy.references import (
+    IMAGE_REFERENCE,
+    OPENSSH_PUBLIC_KEY,
+    RESTRICTED_ADDABLE_CAPABILITIES,
+)
+
 # ---------------------------------------------------------------------------------------------
 # Plain values from what the policy SDK hands over
 
@@ -418,11 +424,10 @@ def check_join_verifies_ca(
 
 
 REMOTE_TYPES = ("command:remote:Command", "command:remote:CopyToRemote", "command:remote:CopyFile")
-# An OpenSSH public key, as pulumi-command's hostKey takes it ("<type> <base64> [comment]").
-OPENSSH_PUBLIC_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|rsa-sha2-(256|512)|ecdsa-sha2-nistp(256|384|521)) "
-    r"[A-Za-z0-9+/]+={0,2}( [^\n]*)?\n?$"
-)
+
+
+def is_openssh_public_key(value: Any) -> bool:
+    return isinstance(value, str) and OPENSSH_PUBLIC_KEY.fullmatch(value.rstrip("\n")) is not None
 
 
 def check_ssh_host_key_pinned(
@@ -445,7 +450,7 @@ def check_ssh_host_key_pinned(
                 f"{label}.hostKey is not set: the SSH client accepts any key the host (or "
                 "whoever intercepts the connection) presents; pin the host's public key",
             ))
-        elif key is not UNKNOWN and not (isinstance(key, str) and OPENSSH_PUBLIC_KEY.match(key)):
+        elif key is not UNKNOWN and not is_openssh_public_key(key):
             found.append(message(
                 SSH_HOST_KEY_PINNED, resource_type, name,
                 f"{label}.hostKey is not an OpenSSH public key ('ssh-ed25519 AAAA...')",
@@ -539,14 +544,7 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
 }
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-SAFE_ADDED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
-IMAGE_REFERENCE = re.compile(
-    r"(?:(?P<registry>[a-zA-Z0-9.-]+(?::\d+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
-)
 
 
 def workload_kind(resource_type: str, props: Mapping[str, Any]) -> str | None:
@@ -636,7 +634,7 @@ def _drop_all(container: Mapping[str, Any]) -> str | None:
 def _added(container: Mapping[str, Any]) -> str | None:
     add = [str(c).upper().removeprefix("CAP_")
            for c in as_list(get(container, "securityContext", "capabilities", "add"))]
-    extra = sorted(set(add) - SAFE_ADDED_CAPABILITIES)
+    extra = sorted(set(add) - RESTRICTED_ADDABLE_CAPABILITIES)
     if not extra:
         return None
     return (f"adds capabilities {', '.join(extra)} beyond NET_BIND_SERVICE (set by the app's "
