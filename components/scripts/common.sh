@@ -36,6 +36,17 @@ require_root() {
     [[ $(id -u) -eq 0 ]] || die "must run as root (run it with sudo)"
 }
 
+# Files kubeadm writes, shared by the node scripts.
+ADMIN_CONF=/etc/kubernetes/admin.conf
+# shellcheck disable=SC2034 # used by install-kubeadm.sh and kubeadm-join.sh
+KUBELET_CONF=/etc/kubernetes/kubelet.conf
+
+kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
+
+require_control_plane() {
+    [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
+}
+
 # require_env NAME...: each must be set and non-empty.
 require_env() {
     local name

@@ -17,7 +17,6 @@ COMMUNITY_REPO=https://pkgs.k8s.io/core:/stable:
 KEYRING=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
 SOURCES=/etc/apt/sources.list.d/kubernetes.list
 PACKAGES=(kubelet kubeadm kubectl)
-KUBELET_CONF=/etc/kubernetes/kubelet.conf
 
 installed_version() {
     dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true

@@ -8,14 +8,12 @@ set -euo pipefail
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
 SCRIPT_NAME=join-token.sh
 
-ADMIN_CONF=/etc/kubernetes/admin.conf
-
 main() {
     require_root
     local ttl=${TOKEN_TTL:-15m}
     [[ $ttl =~ ^([0-9]+(h|m|s))+$ ]] || die "TOKEN_TTL must be a duration like 15m or 1h, not '${ttl}'"
     [[ $ttl =~ [1-9] ]] || die "TOKEN_TTL must be more than zero (a zero TTL never expires)"
-    [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
+    require_control_plane
     require_cmd kubeadm
     local line
     line=$(kubeadm token create --print-join-command --ttl "$ttl") ||

@@ -25,12 +25,9 @@ if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/comm
 SCRIPT_NAME=kubeadm-init.sh
 
 KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
-ADMIN_CONF=/etc/kubernetes/admin.conf
 INIT_MARKER=/etc/kubernetes/.kubeadm-init-complete
 KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
 CNI_DIR=/etc/kubernetes/cni
-
-kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
 
 validate() {
     require_env NODE_NAME ADVERTISE_ADDRESS POD_CIDR SERVICE_CIDR KUBERNETES_VERSION

@@ -15,7 +15,6 @@ set -euo pipefail
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
 SCRIPT_NAME=kubeadm-join.sh
 
-KUBELET_CONF=/etc/kubernetes/kubelet.conf
 NODE_CA=/etc/kubernetes/pki/ca.crt
 # What kubeadm join prints when the bootstrap token has expired or was never in this cluster.
 EXPIRED_TOKEN_PATTERN='is invalid for this cluster or it has expired|could not find a JWS signature in the cluster-info ConfigMap for token ID'

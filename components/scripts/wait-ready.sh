@@ -9,7 +9,6 @@ set -euo pipefail
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
 SCRIPT_NAME=wait-ready.sh
 
-ADMIN_CONF=/etc/kubernetes/admin.conf
 # One line per node: NAME READY-CONDITION-STATUS (True / False / Unknown).
 NODE_READY_JSONPATH='{range .items[*]}{.metadata.name}{" "}{range .status.conditions[?(@.type=="Ready")]}{.status}{end}{"\n"}{end}'
 
@@ -33,13 +32,13 @@ main() {
     [[ $poll =~ ^[0-9]+$ && $poll -gt 0 ]] || die "READY_POLL_SECONDS must be a positive whole number, not '${poll}'"
     read -r -a NODES <<<"$EXPECTED_NODES"
     [[ ${#NODES[@]} -gt 0 ]] || die "EXPECTED_NODES is empty"
-    [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
+    require_control_plane
     require_cmd kubectl
 
     log_step "waiting up to ${timeout}s for nodes to be Ready: ${NODES[*]}"
     local deadline=$(($(now_ms) + timeout * 1000)) listing pending
     while true; do
-        listing=$(kubectl --kubeconfig "$ADMIN_CONF" get nodes -o jsonpath="$NODE_READY_JSONPATH" 2>/dev/null) ||
+        listing=$(kubectl_admin get nodes -o jsonpath="$NODE_READY_JSONPATH" 2>/dev/null) ||
             listing=
         pending=$(not_ready "$listing")
         if [[ -z $pending ]]; then
