@@ -44,7 +44,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python benchmarks/bringup.py` as well as `-m`
     sys.path.insert(0, str(REPO))
 
-from benchmarks.durations import does_no_work, modelled_seconds  # noqa: E402
+from benchmarks.durations import (  # noqa: E402
+    UNKNOWN_STEP_SECONDS,
+    does_no_work,
+    modelled_seconds,
+)
 from benchmarks.graph import Task, critical_path, schedule  # noqa: E402
 
 DEFAULT_WORKERS = (0, 1, 3, 10, 50, 100)
@@ -192,8 +196,8 @@ def tasks_from(resources: Sequence[dict[str, Any]]) -> tuple[list[Task], list[st
     tasks, unmodelled = [], []
     for res in resources:
         seconds, kind = modelled_seconds(res["type"], res["name"])
-        no_work = does_no_work(res["type"]) or res["type"].startswith("pulumi:providers:")
-        if kind is None and not does_no_work(res["type"]):
+        no_work = does_no_work(res["type"])
+        if kind is None and not no_work:
             unmodelled.append(f"{res['type']} {res['name']}")
         tasks.append(Task(res["urn"], seconds, tuple(res["deps"]), occupies_slot=not no_work))
     return tasks, unmodelled
@@ -393,7 +397,7 @@ def report(cases: Sequence[Case], parallel: int, timings_path: Path) -> tuple[st
         )
         if largest.unmodelled:
             out.append("  unmodelled steps (given "
-                       f"{modelled_seconds('unknown', '')[0]:g} s): "
+                       f"{UNKNOWN_STEP_SECONDS:g} s): "
                        + ", ".join(sorted(set(largest.unmodelled))))
     late = [c for c in cases if c.late_imports]
     if late:

@@ -36,7 +36,8 @@ DOCKER_EXEC_SECONDS = 0.1  # estimate: a `docker exec` round trip on the local e
 UNKNOWN_STEP_SECONDS = 5.0  # anything not in the table below; reported as "unmodelled"
 
 # Resource types that do no work of their own at deploy time (no engine slot, no duration).
-NO_WORK_TYPE_PREFIXES = ("kubeadm-cluster:", "pulumi:pulumi:Stack")
+# Providers only hold configuration.
+NO_WORK_TYPE_PREFIXES = ("kubeadm-cluster:", "pulumi:pulumi:Stack", "pulumi:providers:")
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,6 @@ STEP_KINDS: tuple[StepKind, ...] = (
              "estimate: kindnet and kube-proxy start from preloaded images; [time-to-k8s] "
              "15-24 s from API up to an app running"),
     # -- workloads ---------------------------------------------------------------------------
-    StepKind("kubernetes provider", "pulumi:providers:", None, 0.0,
-             "configuring a provider does no remote work worth counting"),
     StepKind("namespace", "kubernetes:core/v1:Namespace", None, 1.0, "estimate: one API call"),
     StepKind("service", "kubernetes:core/v1:Service", None, 1.0,
              "estimate: one API call (NodePort: no load balancer to wait for)"),

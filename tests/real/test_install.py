@@ -8,19 +8,16 @@ Both durations go to a JSON file (REAL_TIMINGS_FILE, default .cache/real-timings
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.bringup import TIMINGS_FILE
 from tests.real.machines import Fleet, Machine, ScriptRun
 
 pytestmark = pytest.mark.real
 
-REPO = Path(__file__).resolve().parents[2]
-TIMINGS_FILE = Path(os.environ.get("REAL_TIMINGS_FILE", REPO / ".cache" / "real-timings.json"))
 INSTALL_ENV = {"PACKAGE_SOURCE": "distro", "LOGIN_USER": "ops"}
 SCRIPTS: tuple[tuple[str, dict[str, str]], ...] = (
     ("preflight.sh", {}),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import time
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bringup import INSTALL_STEP_KEY
+from benchmarks.bringup import INSTALL_STEP_KEY, TIMINGS_FILE
 from components.kubeadm import INSTALL_SCRIPTS
 from components.transport import DockerExecTransport, Step, render_stdin
 from tests.real import kubeadm_repo
@@ -30,7 +29,6 @@ from tests.real.machines import Fleet, Machine, ScriptRun
 pytestmark = pytest.mark.real
 
 REPO = Path(__file__).resolve().parents[2]
-TIMINGS_FILE = Path(os.environ.get("REAL_TIMINGS_FILE", REPO / ".cache" / "real-timings.json"))
 # What benchmarks/bringup.py reads from the timings file (written by test_install.py).
 READER_KEYS = ("first_run_seconds", "second_run_seconds", "first_run_total_seconds",
                "second_run_total_seconds")  # fmt: skip
