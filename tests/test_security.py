@@ -20,6 +20,7 @@ import pytest
 from components.config import ConfigError
 from components.kubeadm import JOIN_TOKEN_TTL
 from components.scripts import script_text
+from policy.validators import prints_secret
 from tests.program import (
     FAKE_CA_HASH,
     FAKE_EIP,
@@ -145,22 +146,15 @@ def test_the_walk_sees_the_fake_credentials(runs: dict[str, ProgramRun]) -> None
 def test_commands_that_print_credentials_log_nothing(
     runs: dict[str, ProgramRun], key: str,
 ) -> None:
+    # Chosen by what each command runs (kubeadm token create, cat admin.conf, ...), not by the
+    # names the mocks happen to give credential-shaped stdout.
     printing = [r for r in runs[key].resources
-                if r.type in COMMANDS and carried_secrets(r.outputs.get("stdout"))]
-    assert printing, "the kubeconfig command at least prints a credential"
+                if r.type in COMMANDS and prints_secret(r.inputs)]
+    assert any(r.name.endswith("-kubeconfig") for r in printing), [r.name for r in printing]
     for r in printing:
         assert "stdout" in r.additional_secret_outputs, r.name
         assert "stderr" in r.additional_secret_outputs, r.name
         assert r.inputs.get("logging") == "none", r.name
-
-
-def test_join_tokens_and_kubeconfig_are_the_printing_commands(
-    runs: dict[str, ProgramRun],
-) -> None:
-    printing = {r.name for r in runs["aws"].resources
-                if r.type in COMMANDS and carried_secrets(r.outputs.get("stdout"))}
-    assert printing == {"kubeadm-aws-kubeconfig", "kubeadm-aws-worker-0-join-token",
-                        "kubeadm-aws-worker-1-join-token"}
 
 
 # ---------------------------------------------------------------------------------------------
