@@ -238,9 +238,6 @@ class ProgramRun:
         assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
         return matches[0]
 
-    def has(self, name: str) -> bool:
-        return any(r.name == name for r in self.resources)
-
     def by_urn(self, urn: str) -> Registration:
         return next(r for r in self.resources if r.urn == urn)
 

@@ -26,6 +26,7 @@ from tests.conftest import (
     Registration,
 )
 from tests.program import (
+    HOST_KEY_SUFFIX,
     WiredCluster,
     fake_host_private_key,
     fake_host_public_key,
@@ -368,7 +369,7 @@ def login_keys(run: ProgramRun) -> list[Registration]:
     """Generated login key pairs (not the per-node host keys)."""
     return [
         k for k in run.of_type("tls:index/privateKey:PrivateKey")
-        if not k.name.endswith("-host-key")
+        if not k.name.endswith(HOST_KEY_SUFFIX)
     ]
 
 

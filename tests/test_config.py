@@ -67,8 +67,7 @@ def test_defaults_when_keys_are_absent() -> None:
 
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_both_stack_files_load_under_mocks(run_program: ProgramRunner, stack: str) -> None:
-    run = run_program(stack)
-    assert run.error is None
+    run = run_program(stack)  # raises if the program fails
     assert run.output("target") == ("local" if stack == "dev" else "aws")
 
 

@@ -125,10 +125,6 @@ def by_name(name: str) -> Callable[[v.Resource], bool]:
     return lambda r: r.name == name
 
 
-def by_type(typ: str) -> Callable[[v.Resource], bool]:
-    return lambda r: r.type == typ
-
-
 def with_props(resource: v.Resource, change: Callable[[dict[str, Any]], object]) -> v.Resource:
     props = copy.deepcopy(dict(resource.props))
     change(props)

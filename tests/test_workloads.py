@@ -259,7 +259,7 @@ def test_adding_and_removing_an_app_touches_only_its_objects(
 @pytest.mark.parametrize("stack", ["dev", "aws"])
 def test_default_nginx_url(run_components: ComponentRunner, stack: str) -> None:
     deployed = deploy(run_components, stack)
-    expected = {"dev": "http://127.0.0.1:30080", "aws": "http://203.0.113.10:30080"}[stack]
+    expected = {"dev": "http://127.0.0.1:30080", "aws": f"http://{FAKE_EIP}:30080"}[stack]
     assert deployed.urls() == {"apps/nginx": expected}
     endpoints = deployed.workloads.apps["apps/nginx"]
     assert (endpoints.namespace, endpoints.service_name, endpoints.deployment_name) == (
@@ -282,8 +282,8 @@ def test_three_app_urls_on_dev(run_components: ComponentRunner) -> None:
 def test_allocated_node_port_is_read_from_the_service(run_components: ComponentRunner) -> None:
     deployed = deploy(run_components, "aws", apps=THREE_APPS_AWS)
     urls = deployed.urls()
-    assert urls["apps/web"] == "http://203.0.113.10:30080"  # fixed
-    assert urls["apps/shop"] == "http://203.0.113.10:31234"  # allocated by the "API server"
+    assert urls["apps/web"] == f"http://{FAKE_EIP}:30080"  # fixed
+    assert urls["apps/shop"] == f"http://{FAKE_EIP}:31234"  # allocated by the "API server"
     assert deployed.run.named("apps/shop-service").inputs["spec"]["ports"][0].get(
         "nodePort") is None
 
@@ -301,7 +301,7 @@ def test_component_outputs_are_registered(run_components: ComponentRunner) -> No
 
 
 @pytest.mark.parametrize("stack, url", [("dev", "http://127.0.0.1:30080"),
-                                        ("aws", "http://203.0.113.10:30080")])
+                                        ("aws", f"http://{FAKE_EIP}:30080")])
 def test_program_wires_workloads_after_the_readiness_gate(
     run_program: Callable[..., ProgramRun], stack: str, url: str
 ) -> None:
