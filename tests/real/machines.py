@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from components.transport import DockerExecTransport, Step, env_preamble
 HERE = Path(__file__).parent
 DOCKERFILE = HERE / "Dockerfile"
 STANDINS = HERE / "standins"
+STANDIN_LOG = "/var/log/standins.log"
 
 SUITE = "bookworm"
 INCLUDE = (
@@ -238,6 +240,16 @@ class ScriptRun:
     def error_lines(self) -> list[str]:
         return [line for line in self.stderr.splitlines() if line.startswith("error:")]
 
+    def one_error(self, *fragments: str) -> str:
+        """Assert the run failed with exactly one `error:` line, its last, holding each
+        fragment; return that line."""
+        assert self.returncode != 0, self.describe()
+        assert len(self.error_lines) == 1, self.describe()
+        assert self.stderr.rstrip().splitlines()[-1] == self.error_lines[0], self.describe()
+        for fragment in fragments:
+            assert fragment in self.error_lines[0], self.describe()
+        return self.error_lines[0]
+
     def describe(self) -> str:
         return (
             f"{self.script} exited {self.returncode} after {self.seconds:.1f}s\n"
@@ -296,6 +308,26 @@ class Machine:
 
     def put(self, local: Path, remote: str) -> None:
         docker("cp", str(local), f"{self.name}:{remote}")
+
+    def put_text(self, text: str, remote: str) -> None:
+        """Write `text` to `remote` (its directory is made), through stdin, not a copy: this
+        also works under /tmp and /run, which are tmpfs mounts in a machine."""
+        done = subprocess.run(
+            ["docker", "exec", "-i", self.name, "sh", "-c",
+             'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh", remote],
+            input=text, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{self.name}: writing {remote}: {done.stderr.strip()}"
+
+    def standin_calls(self) -> list[list[str]]:
+        """The stand-in executables' recorded argument lists (standins/*), in call order."""
+        text = self.sh(f"cat {STANDIN_LOG} 2>/dev/null || true")
+        return [json.loads(line) for line in text.splitlines()]
+
+    def reset_standins(self, nodes: str = "", *also_remove: str) -> None:
+        """Forget the stand-ins' calls and state; `nodes` is what stand-in kubectl lists."""
+        self.sh(f"rm -rf /etc/standins {STANDIN_LOG} {' '.join(also_remove)}")
+        self.put_text(nodes, "/etc/standins/nodes")
 
 
 class Fleet:

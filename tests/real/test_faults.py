@@ -78,14 +78,6 @@ echo "$pids"
 """
 
 
-def assert_one_clear_error(run: ScriptRun, *fragments: str) -> None:
-    assert run.returncode != 0, run.describe()
-    assert len(run.error_lines) == 1, run.describe()
-    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
-    for fragment in fragments:
-        assert fragment in run.error_lines[0], run.describe()
-
-
 PREFLIGHT_FILES = ("/etc/sysctl.d/99-kubernetes.conf", "/etc/modules-load.d/kubernetes.conf")
 RUNTIME_FILES = ("/etc/containerd/config.toml", "/etc/docker/daemon.json")
 
@@ -114,13 +106,13 @@ def fake_uname_env(arch: str = "", kernel: str = "") -> dict[str, str]:
 
 def test_unsupported_architecture_is_refused(machine: Machine) -> None:
     run = machine.run_script("preflight.sh", fake_uname_env(arch="armv7l"))
-    assert_one_clear_error(run, "unsupported architecture 'armv7l'")
+    run.one_error("unsupported architecture 'armv7l'")
     assert_absent(machine, PREFLIGHT_FILES)
 
 
 def test_old_kernel_is_refused(machine: Machine) -> None:
     run = machine.run_script("preflight.sh", fake_uname_env(kernel="3.2.0-4-amd64"))
-    assert_one_clear_error(run, "kernel 3.2.0-4-amd64 is too old", "3.10")
+    run.one_error("kernel 3.2.0-4-amd64 is too old", "3.10")
     assert_absent(machine, PREFLIGHT_FILES)
 
 
@@ -141,8 +133,8 @@ def test_unreachable_mirror_fails_after_bounded_retries(machine: Machine) -> Non
     try:
         run = machine.run_script("install-runtime.sh", {**INSTALL_ENV, **FAST_RETRIES})
     finally:
-        machine.sh(f"cat > /etc/hosts <<'EOF'\n{saved}EOF")
-    assert_one_clear_error(run, "apt-get update failed after 3 attempts", "unreachable")
+        machine.put_text(saved, "/etc/hosts")
+    run.one_error("apt-get update failed after 3 attempts", "unreachable")
     assert run.stderr.count("apt-get update: attempt") == 3, run.describe()
     assert run.seconds < 60, run.describe()
     status = machine.sh("dpkg-query -W -f='${Status}' docker.io 2>/dev/null || true")
@@ -290,7 +282,7 @@ def test_waits_for_cloud_init_before_touching_apt(machine: Machine) -> None:
 
 def test_cloud_init_that_never_finishes_is_a_clear_error(machine: Machine) -> None:
     run = machine.run_script("install-runtime.sh", cloud_init_env(seconds=60, timeout=2))
-    assert_one_clear_error(run, "cloud-init did not finish within 2s")
+    run.one_error("cloud-init did not finish within 2s")
     assert run.seconds < 20, run.describe()
 
 

@@ -16,7 +16,6 @@ or the pulumi-command binary itself (it cannot be downloaded here).
 from __future__ import annotations
 
 import shlex
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,13 +31,6 @@ KNOWN_HOSTS_FILE = "kubeadm-aws-known_hosts"
 LOGIN_KEY_FILE = "kubeadm-aws-ssh.key"
 MASTER = "kubeadm-aws-master"
 WORKER = "kubeadm-aws-worker-0"
-
-
-def put_text(machine: Machine, text: str, remote: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "file"
-        local.write_text(text)
-        machine.put(local, remote)  # not under /tmp or /run: those are tmpfs in the machine
 
 
 def new_ed25519_key(machine: Machine, path: str) -> tuple[str, str]:
@@ -74,7 +66,7 @@ def node(fleet: Fleet) -> Iterator[Machine]:
 def pinned_key(node: Machine) -> str:
     """Boot the node the way EC2 would, with the program's user data; the public key pinned."""
     private, public = new_ed25519_key(node, "/root/pinned")
-    put_text(node, host_key_cloud_config(private, public), "/root/user-data")
+    node.put_text(host_key_cloud_config(private, public), "/root/user-data")
     schema = node.sh("cloud-init schema --config-file /root/user-data 2>&1")
     assert "Valid cloud-config" in schema, schema
     node.sh("cloud-init --file /root/user-data single --name cc_ssh --frequency always 2>&1")
@@ -96,7 +88,7 @@ def test_cloud_init_installs_the_pinned_key_as_the_only_host_key(
 
 def login(node: Machine, known_hosts: str, command: str) -> tuple[int, str]:
     """Run an `sshCommands` command as a user would, with `true` as the remote command."""
-    put_text(node, known_hosts, f"/root/{KNOWN_HOSTS_FILE}")
+    node.put_text(known_hosts, f"/root/{KNOWN_HOSTS_FILE}")
     done = node.rc(f"cd /root && {command} -o BatchMode=yes true 2>/root/ssh.err")
     return done, node.sh("cat /root/ssh.err")
 

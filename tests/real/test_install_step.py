@@ -183,10 +183,7 @@ def test_install_step_fails_clearly_for_a_patch_the_repository_lacks(
 ) -> None:
     machine: Machine = installed["machine"]
     run = run_install_step(machine, install_env(repo["url"], "1.31.9"), timeout=300)
-    assert run.returncode != 0, run.describe()
-    assert len(run.error_lines) == 1, run.describe()
-    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
-    error = run.error_lines[0]
+    error = run.one_error()
     assert error.startswith("error: install-kubeadm.sh: "), error
     assert "1.31.9 is not in the package repository" in error, error
     assert repo["url"] in error and kubeadm_repo.PACKAGE_VERSION in error, error
@@ -207,10 +204,7 @@ def test_install_step_refuses_to_change_the_minor_of_a_node_in_a_cluster(
         run = run_install_step(machine, install_env(repo["url"], "1.32"), timeout=300)
     finally:
         machine.sh("rm -rf /etc/kubernetes")
-    assert run.returncode != 0, run.describe()
-    assert len(run.error_lines) == 1, run.describe()
-    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
-    assert run.error_lines[0] == (
+    assert run.one_error() == (
         "error: install-kubeadm.sh: this node is already in a cluster (/etc/kubernetes/kubelet.conf"
         f" exists) with kubeadm {kubeadm_repo.PACKAGE_VERSION}: changing to KUBERNETES_VERSION 1.32"
         " upgrades a running cluster, which needs 'kubeadm upgrade' and is not supported by this"

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from components.scripts import SCRIPTS_DIR
-from tests.real.machines import HERE, STANDINS, Fleet, Machine, ScriptRun
+from tests.real.machines import HERE, STANDINS, Fleet, Machine
 
 pytestmark = pytest.mark.real
 
@@ -52,24 +52,7 @@ def prepare(machine: Machine) -> None:
 
 
 def reset(machine: Machine, nodes: str = "") -> None:
-    machine.sh(
-        "rm -rf /etc/kubernetes /etc/standins /var/log/standins.log && mkdir -p /etc/standins"
-        f" && printf '%s' '{nodes}' > /etc/standins/nodes"
-    )
-
-
-def calls(machine: Machine) -> list[list[str]]:
-    text = machine.sh("cat /var/log/standins.log 2>/dev/null || true")
-    return [json.loads(line) for line in text.splitlines()]
-
-
-def one_error(run: ScriptRun, *fragments: str) -> str:
-    assert run.returncode != 0, run.describe()
-    assert len(run.error_lines) == 1, run.describe()
-    assert run.stderr.rstrip().splitlines()[-1] == run.error_lines[0], run.describe()
-    for fragment in fragments:
-        assert fragment in run.error_lines[0], run.describe()
-    return run.error_lines[0]
+    machine.reset_standins(nodes, "/etc/kubernetes")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +92,7 @@ def test_init_host_profile_runs_init_then_cni_in_order(control_plane: Machine) -
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
     assert run.stdout == ""
-    assert calls(control_plane) == [
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"],
         ["kubeadm", "init", "--config", CONFIG, "--skip-token-print"],
         ["kubectl", *ADMIN, "get", "--raw=/readyz"],
@@ -157,7 +140,7 @@ def test_init_second_run_skips_init_and_reapplies_the_cni(control_plane: Machine
     assert run.returncode == 0, run.describe()
     assert "already initialised" in run.stderr
     assert "wrote " not in run.stderr, run.describe()
-    assert calls(control_plane) == [
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"],
         ["kubectl", *ADMIN, "get", "--raw=/readyz"],
         ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kube-flannel.yml"],
@@ -179,7 +162,7 @@ def test_init_kind_profile_with_an_older_kubeadm(control_plane: Machine) -> None
     }
     run = control_plane.run_script("kubeadm-init.sh", env)
     assert run.returncode == 0, run.describe()
-    assert calls(control_plane) == [
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"],
         ["kubeadm", "init", "--config", CONFIG, "--skip-token-print"],
         ["kubectl", *ADMIN, "get", "--raw=/readyz"],
@@ -264,8 +247,8 @@ def test_init_refuses_bad_input_before_doing_anything(
 ) -> None:
     reset(control_plane)
     run = control_plane.run_script("kubeadm-init.sh", {**host_env(control_plane), **change})
-    one_error(run, message)
-    assert [call for call in calls(control_plane) if call[1] != "version"] == []
+    run.one_error(message)
+    assert [call for call in control_plane.standin_calls() if call[1] != "version"] == []
     assert control_plane.rc(f"test -e {CONFIG}") != 0
 
 
@@ -273,12 +256,12 @@ def test_init_reports_a_failed_kubeadm_init_and_stops(control_plane: Machine) ->
     reset(control_plane)
     control_plane.sh("echo init > /etc/standins/kubeadm-fail")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
-    error = one_error(run)
+    error = run.one_error()
     assert error == (
         "error: kubeadm-init.sh: kubeadm init failed (see its output above): run 'kubeadm reset -f'"
         " on cp1 to clear the partial init, then 'pulumi up' again"
     )
-    assert [call[:2] for call in calls(control_plane)] == [
+    assert [call[:2] for call in control_plane.standin_calls()] == [
         ["kubeadm", "version"],
         ["kubeadm", "init"],
     ]
@@ -300,8 +283,8 @@ def test_init_after_a_half_finished_init_asks_for_a_reset_then_inits_after_it(
     """The run after test_init_reports_a_failed_kubeadm_init_and_stops: admin.conf, no marker."""
     control_plane.sh("rm -f /etc/standins/kubeadm-fail /var/log/standins.log")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
-    assert one_error(run) == HALF_DONE
-    assert calls(control_plane) == [
+    assert run.one_error() == HALF_DONE
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"],
         READYZ,
         KUBEADM_CONFIG_MAP,
@@ -311,7 +294,7 @@ def test_init_after_a_half_finished_init_asks_for_a_reset_then_inits_after_it(
     control_plane.sh("kubeadm reset -f && rm -f /var/log/standins.log")
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
-    assert [call[:2] for call in calls(control_plane)] == [
+    assert [call[:2] for call in control_plane.standin_calls()] == [
         ["kubeadm", "version"],
         ["kubeadm", "init"],
         ["kubectl", "--kubeconfig"],
@@ -331,8 +314,8 @@ def test_init_with_admin_conf_but_no_answering_api_asks_for_a_reset(
     )
     env = {**host_env(control_plane), "RETRY_ATTEMPTS": "2", "RETRY_DELAY": "0"}
     run = control_plane.run_script("kubeadm-init.sh", env)
-    assert one_error(run) == HALF_DONE
-    assert calls(control_plane) == [["kubeadm", "version", "-o", "short"], READYZ, READYZ]
+    assert run.one_error() == HALF_DONE
+    assert control_plane.standin_calls() == [["kubeadm", "version", "-o", "short"], READYZ, READYZ]
 
 
 def test_init_retried_after_a_failure_past_upload_config_asks_for_a_reset(
@@ -345,8 +328,8 @@ def test_init_retried_after_a_failure_past_upload_config_asks_for_a_reset(
         " && echo kube-system/kubeadm-config > /etc/standins/configmaps"
     )
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
-    assert one_error(run) == HALF_DONE
-    assert calls(control_plane) == [
+    assert run.one_error() == HALF_DONE
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"], READYZ, *FINISHED_INIT_CALLS[:2]]
     assert control_plane.rc(f"test -f {MARKER}") != 0
 
@@ -361,7 +344,7 @@ def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: M
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
     assert "initialised before init markers were kept" in run.stderr
-    assert calls(control_plane) == [
+    assert control_plane.standin_calls() == [
         ["kubeadm", "version", "-o", "short"],
         READYZ,
         *FINISHED_INIT_CALLS,
@@ -373,7 +356,7 @@ def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: M
     again = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert again.returncode == 0, again.describe()
     assert "already initialised" in again.stderr
-    assert [call[:4] for call in calls(control_plane)] == [
+    assert [call[:4] for call in control_plane.standin_calls()] == [
         ["kubeadm", "version", "-o", "short"],
         READYZ[:4],
         ["kubectl", *ADMIN, "apply"],
@@ -389,7 +372,7 @@ def test_init_runs_again_when_the_marker_outlived_its_control_plane(
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
     assert "is left from a control plane that is gone" in run.stderr
-    assert [call[:2] for call in calls(control_plane)][:2] == [
+    assert [call[:2] for call in control_plane.standin_calls()][:2] == [
         ["kubeadm", "version"],
         ["kubeadm", "init"],
     ]
@@ -408,7 +391,7 @@ def test_install_kubeadm_refuses_bad_versions(
     control_plane: Machine, version: str, message: str
 ) -> None:
     run = control_plane.run_script("install-kubeadm.sh", {"KUBERNETES_VERSION": version})
-    one_error(run, message)
+    run.one_error(message)
 
 
 def test_join_token_prints_exactly_the_join_command(control_plane: Machine) -> None:
@@ -420,7 +403,7 @@ def test_join_token_prints_exactly_the_join_command(control_plane: Machine) -> N
     assert TOKEN not in run.stderr
     run = control_plane.run_script("join-token.sh", {"TOKEN_TTL": "1h"})
     assert run.returncode == 0, run.describe()
-    assert calls(control_plane) == [
+    assert control_plane.standin_calls() == [
         ["kubeadm", "token", "create", "--print-join-command", "--ttl", "15m"],
         ["kubeadm", "token", "create", "--print-join-command", "--ttl", "1h"],
     ]
@@ -431,7 +414,7 @@ def test_join_token_refuses_a_ttl_that_is_not_a_positive_duration(
     control_plane: Machine, ttl: str
 ) -> None:
     run = control_plane.run_script("join-token.sh", {"TOKEN_TTL": ttl})
-    one_error(run, "TOKEN_TTL")
+    run.one_error("TOKEN_TTL")
     assert run.stdout == ""
 
 
@@ -517,11 +500,11 @@ def test_join_runs_kubeadm_join_with_the_pinned_ca_then_skips(
     run = worker.run_script("kubeadm-join.sh", env)
     assert run.returncode == 0, run.describe()
     assert TOKEN not in run.stdout + run.stderr
-    assert calls(worker) == [join_call(old.pin)]
+    assert worker.standin_calls() == [join_call(old.pin)]
     again = worker.run_script("kubeadm-join.sh", env)
     assert again.returncode == 0, again.describe()
     assert "already joined" in again.stderr
-    assert len(calls(worker)) == 1
+    assert len(worker.standin_calls()) == 1
 
 
 def test_join_rejoins_when_the_control_plane_was_rebuilt(
@@ -537,7 +520,7 @@ def test_join_rejoins_when_the_control_plane_was_rebuilt(
     assert run.returncode == 0, run.describe()
     assert "rejoining a new control plane" in run.stderr
     assert f"CA {old.pin[:19]}..." in run.stderr
-    assert calls(worker) == [
+    assert worker.standin_calls() == [
         ["kubeadm", "reset", "-f", "--cri-socket", "unix:///run/x.sock"],
         [*join_call(new.pin)[:-1], "unix:///run/x.sock"],
     ]
@@ -545,19 +528,19 @@ def test_join_rejoins_when_the_control_plane_was_rebuilt(
     again = worker.run_script("kubeadm-join.sh", env)
     assert again.returncode == 0, again.describe()
     assert "already joined" in again.stderr
-    assert len(calls(worker)) == 2
+    assert len(worker.standin_calls()) == 2
 
 
 def test_join_of_a_joined_node_without_its_ca_is_one_error(worker: Machine) -> None:
     reset(worker)
     worker.sh("mkdir -p /etc/kubernetes && echo old > /etc/kubernetes/kubelet.conf")
     run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "w1"})
-    assert one_error(run) == (
+    assert run.one_error() == (
         "error: kubeadm-join.sh: /etc/kubernetes/kubelet.conf exists but /etc/kubernetes/pki/ca.crt"
         " does not, so this node's cluster cannot be told: run 'kubeadm reset -f' on w1, then"
         " 'pulumi up' again"
     )
-    assert calls(worker) == []
+    assert worker.standin_calls() == []
 
 
 def test_join_of_a_joined_node_without_openssl_is_one_error(
@@ -574,15 +557,15 @@ def test_join_of_a_joined_node_without_openssl_is_one_error(
         )
     finally:
         worker.sh("mv /usr/bin/openssl.hidden /usr/bin/openssl")
-    assert one_error(run) == "error: kubeadm-join.sh: required command 'openssl' not found on PATH"
-    assert calls(worker) == []
+    assert run.one_error() == "error: kubeadm-join.sh: required command 'openssl' not found on PATH"
+    assert worker.standin_calls() == []
 
 
 def test_join_with_an_expired_token_says_how_to_get_a_fresh_one(worker: Machine) -> None:
     reset(worker)
     worker.sh("touch /etc/standins/join-token-expired")
     run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "w1"})
-    assert one_error(run) == (
+    assert run.one_error() == (
         f"error: kubeadm-join.sh: kubeadm join {ENDPOINT} was refused: the join command has"
         " expired (or its token is unknown to this control plane); get a fresh one by replacing"
         " the step that makes it: pulumi up --replace <URN of w1-join-token>"
@@ -590,7 +573,7 @@ def test_join_with_an_expired_token_says_how_to_get_a_fresh_one(worker: Machine)
     )
     assert "could not find a JWS signature" in run.stderr  # kubeadm's own words stay visible
     assert TOKEN not in run.stdout + run.stderr
-    assert calls(worker) == [join_call(CA_HASH)]
+    assert worker.standin_calls() == [join_call(CA_HASH)]
     assert worker.rc("test -e /etc/kubernetes/kubelet.conf") != 0
 
 
@@ -598,7 +581,7 @@ def test_join_failure_is_one_line_without_the_token(worker: Machine) -> None:
     reset(worker)
     worker.sh("echo join > /etc/standins/kubeadm-fail")
     run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "w1"})
-    one_error(run, f"kubeadm join {ENDPOINT} failed")
+    run.one_error(f"kubeadm join {ENDPOINT} failed")
     assert TOKEN not in run.stdout + run.stderr
     assert worker.rc("test -e /etc/kubernetes/kubelet.conf") != 0
 
@@ -614,7 +597,7 @@ def test_scripts_also_run_from_their_files(worker: Machine) -> None:
         f"JOIN_COMMAND='{JOIN_LINE}' NODE_NAME=w1 bash {docker_cp_dir}/kubeadm-join.sh 2>&1"
     )
     assert "kubeadm-join.sh: done" in out
-    assert calls(worker)[0][:2] == ["kubeadm", "join"]
+    assert worker.standin_calls()[0][:2] == ["kubeadm", "join"]
 
 
 def test_join_kind_profile_skips_the_preflight_phase(worker: Machine) -> None:
@@ -622,8 +605,8 @@ def test_join_kind_profile_skips_the_preflight_phase(worker: Machine) -> None:
     env = {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "kind-worker", "NODE_PROFILE": "kind"}
     run = worker.run_script("kubeadm-join.sh", env)
     assert run.returncode == 0, run.describe()
-    assert calls(worker)[0][-1] == "--skip-phases=preflight"
-    assert calls(worker)[0][7:9] == ["--node-name", "kind-worker"]
+    assert worker.standin_calls()[0][-1] == "--skip-phases=preflight"
+    assert worker.standin_calls()[0][7:9] == ["--node-name", "kind-worker"]
 
 
 @pytest.mark.parametrize(
@@ -652,10 +635,10 @@ def test_join_refuses_a_join_command_it_cannot_trust(
 ) -> None:
     reset(worker)
     run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": join_command, "NODE_NAME": "w1"})
-    one_error(run, message)
+    run.one_error(message)
     assert TOKEN not in run.stdout + run.stderr
     assert "NOT-A-TOKEN" not in run.stderr
-    assert calls(worker) == []
+    assert worker.standin_calls() == []
     assert worker.rc("test -e /tmp/injected") != 0
 
 
@@ -668,12 +651,12 @@ def test_wait_ready_times_out_listing_each_node_not_ready(control_plane: Machine
         "READY_POLL_SECONDS": "1",
     }
     run = control_plane.run_script("wait-ready.sh", env)
-    error = one_error(run)
+    error = run.one_error()
     assert error == (
         "error: wait-ready.sh: nodes not Ready after 3s: w1 (NotReady), w2 (missing), w3 (NotReady)"
     )
     assert 3 <= run.seconds < 15, run.describe()
-    polls = calls(control_plane)
+    polls = control_plane.standin_calls()
     assert len(polls) >= 2  # at least two polls (a CPU-starved machine may fit no more)
     assert polls[0][:5] == ["kubectl", *ADMIN, "get", "nodes"]
     assert polls[0][5] == "-o" and polls[0][6].startswith("jsonpath=")

@@ -10,7 +10,6 @@ is on the machine's PATH; it logs every call and keeps node state in /etc/standi
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass
@@ -84,15 +83,7 @@ def master(fleet: Fleet) -> Machine:
 
 
 def reset(machine: Machine, nodes: str) -> None:
-    machine.sh(
-        "rm -rf /etc/standins /var/log/standins.log /tmp/from-stdin && mkdir -p /etc/standins"
-        f" && printf '%s' '{nodes}' > /etc/standins/nodes"
-    )
-
-
-def calls(machine: Machine) -> list[list[str]]:
-    text = machine.sh("cat /var/log/standins.log 2>/dev/null || true")
-    return [json.loads(line) for line in text.splitlines()]
+    machine.reset_standins(nodes, "/tmp/from-stdin")
 
 
 def node_state(machine: Machine) -> str:
@@ -107,7 +98,7 @@ def test_drain_step_drains_before_deleting_with_the_admin_kubeconfig(master: Mac
     reset(master, f"cp1 True {TAINT}\nw1 True\n")
     run = run_step(drain_step(master))
     assert run.returncode == 0, run.describe()
-    recorded = calls(master)
+    recorded = master.standin_calls()
     assert recorded == [GET_W1, DRAIN_W1, DELETE_W1]
     assert recorded.index(DRAIN_W1) < recorded.index(DELETE_W1)
     assert all(call[1] == KUBECONFIG for call in recorded)
@@ -121,7 +112,7 @@ def test_drain_step_for_a_node_already_gone_does_nothing(master: Machine, nodes:
         run = run_step(drain_step(master))
         assert run.returncode == 0, run.describe()
         assert run.stderr == "", run.describe()
-    assert calls(master) == [GET_W1, GET_W1]
+    assert master.standin_calls() == [GET_W1, GET_W1]
     assert node_state(master) == nodes
 
 
@@ -130,7 +121,7 @@ def test_drain_step_second_run_after_a_delete_does_nothing(master: Machine) -> N
     first, second = run_step(drain_step(master)), run_step(drain_step(master))
     assert first.returncode == 0, first.describe()
     assert second.returncode == 0, second.describe()
-    assert calls(master) == [GET_W1, DRAIN_W1, DELETE_W1, GET_W1]
+    assert master.standin_calls() == [GET_W1, DRAIN_W1, DELETE_W1, GET_W1]
     assert node_state(master) == "cp1 True\n"
 
 
@@ -139,7 +130,7 @@ def test_a_blocked_drain_fails_the_step_and_keeps_the_node(master: Machine) -> N
     run = run_step(drain_step(master))
     assert run.returncode != 0, run.describe()
     assert 'unable to drain node "w1"' in run.stderr, run.describe()
-    assert calls(master) == [GET_W1, DRAIN_W1]
+    assert master.standin_calls() == [GET_W1, DRAIN_W1]
     assert node_state(master) == "cp1 True\nw1 True !drain-blocked !cordoned\n"
 
 
@@ -149,7 +140,7 @@ def test_an_unreachable_api_server_fails_the_step_without_deleting(master: Machi
     run = run_step(drain_step(master))
     assert run.returncode != 0, run.describe()
     assert "connection to the server" in run.stderr, run.describe()
-    assert calls(master) == [GET_W1]
+    assert master.standin_calls() == [GET_W1]
     assert node_state(master) == "cp1 True\nw1 True\n"
 
 
@@ -159,7 +150,7 @@ def test_drain_step_does_not_read_stdin(master: Machine) -> None:
     reset(master, "cp1 True\n")
     run = run_step(drain_step(master), stdin=probe)
     assert run.returncode == 0, run.describe()
-    assert calls(master) == [GET_W1]
+    assert master.standin_calls() == [GET_W1]
     assert master.rc("test -e /tmp/from-stdin") != 0
     # The probe does run when a shell is attached to stdin, so its absence above means something.
     attached = run_step(f"docker exec -i {master.name} sh", stdin=probe)
@@ -197,12 +188,12 @@ def test_scheduling_step_converges_and_is_idempotent(
     command = scheduling_step(master, has_workers)
     first = run_step(command)
     assert first.returncode == 0, first.describe()
-    assert calls(master) == first_calls
+    assert master.standin_calls() == first_calls
     assert node_state(master) == end_state
     master.sh("rm -f /var/log/standins.log")
     second = run_step(command)
     assert second.returncode == 0, second.describe()
-    assert calls(master) == second_calls
+    assert master.standin_calls() == second_calls
     assert node_state(master) == end_state
 
 
@@ -211,7 +202,7 @@ def test_scheduling_step_with_workers_fails_when_the_api_is_unreachable(master: 
     master.sh("touch /etc/standins/api-down")
     run = run_step(scheduling_step(master, has_workers=True))
     assert run.returncode != 0, run.describe()
-    assert calls(master) == [RETAINT]
+    assert master.standin_calls() == [RETAINT]
     assert node_state(master) == "cp1 True\n"
 
 
@@ -219,5 +210,5 @@ def test_scheduling_step_alone_fails_when_the_api_is_unreachable(master: Machine
     reset(master, f"cp1 True {TAINT}\n")
     master.sh("touch /etc/standins/api-down")
     run = run_step(scheduling_step(master, has_workers=False))
-    assert calls(master) == [GET_TAINTS]
+    assert master.standin_calls() == [GET_TAINTS]
     assert run.returncode != 0, run.describe()
