@@ -70,6 +70,15 @@ class Network:
     public_routes: Sequence[pulumi.Resource]
     private_routes: Sequence[pulumi.Resource]
 
+    @property
+    def worker_subnet(self) -> aws.ec2.Subnet:
+        """The private subnet when there is one (privateWorkers), else the public one."""
+        return self.private_subnet or self.public_subnet
+
+    @property
+    def worker_routes(self) -> Sequence[pulumi.Resource]:
+        return self.private_routes if self.private_subnet is not None else self.public_routes
+
 
 def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Network:
     opts = pulumi.ResourceOptions(parent=parent)
@@ -452,9 +461,6 @@ class AwsHosts(pulumi.ComponentResource):
             identity=master.id,
         )
 
-        worker_subnet = network.private_subnet or network.public_subnet
-        worker_cidr = cfg.private_subnet_cidr if cfg.private_workers else cfg.subnet_cidr
-        worker_routes = network.private_routes if cfg.private_workers else network.public_routes
         workers: list[ClusterNode] = []
         self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
         self.ssh_known_hosts_file = f"{cluster}-known_hosts"
@@ -467,12 +473,12 @@ class AwsHosts(pulumi.ComponentResource):
         ]
         for index in range(config.workers):
             worker_name = config.worker_name(index)
-            worker_ip = node_ip(worker_cidr, index + 1)
+            worker_ip = node_ip(cfg.worker_subnet_cidr, index + 1)
             host_key = build_host_key(worker_name, self)
             worker = build_instance(cluster, cfg, InstanceSpec(
                 name=worker_name, role="worker", instance_type=cfg.worker_instance_type,
-                ami=ami(cfg.worker_architecture), subnet=worker_subnet,
-                private_ip=worker_ip, after=worker_routes, host_key=host_key,
+                ami=ami(cfg.worker_architecture), subnet=network.worker_subnet,
+                private_ip=worker_ip, after=network.worker_routes, host_key=host_key,
                 public_ip=False if cfg.private_workers else None,
             ), firewall, key, self)
             if cfg.private_workers:

@@ -161,6 +161,10 @@ class AwsConfig:
     private_workers: bool
 
     @property
+    def worker_subnet_cidr(self) -> str:
+        return self.private_subnet_cidr if self.private_workers else self.subnet_cidr
+
+    @property
     def master_architecture(self) -> Architecture:
         return instance_architecture(self.master_instance_type)
 
