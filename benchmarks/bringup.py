@@ -133,9 +133,7 @@ def evaluate(stack: str, workers: int) -> dict[str, Any]:
 
     resources = []
     for reg in run.resources:
-        deps = set(reg.dependencies)
-        for urns in reg.property_dependencies.values():
-            deps.update(urns)
+        deps = run.direct_dependencies(reg)
         if reg.provider:  # "<provider urn>::<provider id>": a resource waits for its provider
             deps.add(reg.provider.rsplit("::", 1)[0])
         deps.discard(reg.urn)
