@@ -105,18 +105,26 @@ containerd_config() {
         die "containerd's default config has no runc options table to set SystemdCgroup in"
 }
 
+# restart_when_written UNIT PATH WHAT: after write_file_if_changed PATH, restart UNIT if the
+# file changed (WHAT says what was written), else report PATH as already configured.
+restart_when_written() {
+    local unit=$1 path=$2 what=$3
+    if [[ $FILE_CHANGED == 1 ]]; then
+        log_step "${what}; restarting ${unit}"
+        systemctl restart "$unit" || die "${unit} failed to restart with the new ${path}"
+    else
+        log_skip "${path} is configured"
+    fi
+}
+
 configure_containerd() {
     require_cmd containerd
     local content
     content=$(containerd_config)
     grep -q 'SystemdCgroup = true' <<<"$content" || die "could not set SystemdCgroup = true"
     write_file_if_changed "$CONTAINERD_CONFIG" 0644 <<<"$content"
-    if [[ $FILE_CHANGED == 1 ]]; then
-        log_step "containerd config written (CRI enabled, SystemdCgroup = true); restarting containerd"
-        systemctl restart containerd || die "containerd failed to restart with the new config"
-    else
-        log_skip "${CONTAINERD_CONFIG} is configured"
-    fi
+    restart_when_written containerd "$CONTAINERD_CONFIG" \
+        "containerd config written (CRI enabled, SystemdCgroup = true)"
 }
 
 configure_docker() {
@@ -127,12 +135,8 @@ configure_docker() {
   "log-opts": {"max-size": "100m"}
 }
 EOF
-    if [[ $FILE_CHANGED == 1 ]]; then
-        log_step "docker daemon.json written (systemd cgroup driver); restarting docker"
-        systemctl restart docker || die "docker failed to restart with the new daemon.json"
-    else
-        log_skip "${DOCKER_DAEMON_JSON} is configured"
-    fi
+    restart_when_written docker "$DOCKER_DAEMON_JSON" \
+        "docker daemon.json written (systemd cgroup driver)"
 }
 
 enable_services() {
