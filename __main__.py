@@ -6,7 +6,7 @@ import pulumi
 
 from components.aws import AwsHosts, AwsHostsArgs
 from components.config import load_stack_config
-from components.kubeadm import ClusterHosts, KubeadmCluster, KubeadmClusterArgs
+from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
 from components.local import LocalHosts, LocalHostsArgs
 from components.workloads import Workloads, WorkloadsArgs
 
@@ -18,16 +18,14 @@ gc.set_threshold(100_000, 50, 100)
 
 config = load_stack_config()
 
-hosts: ClusterHosts
+target: AwsHosts | LocalHosts
 if config.target == "aws":
-    hosts = aws_hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
+    target = aws_hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
 else:
-    hosts = LocalHosts(config.cluster_name, LocalHostsArgs(config))
+    target = LocalHosts(config.cluster_name, LocalHostsArgs(config))
+hosts = target.cluster_hosts
 
-cluster = KubeadmCluster(
-    config.cluster_name,
-    KubeadmClusterArgs.for_hosts(config.cluster, hosts),
-)
+cluster = KubeadmCluster(config.cluster_name, KubeadmClusterArgs(config.cluster, hosts))
 
 workloads = Workloads(
     f"{config.cluster_name}-apps",

@@ -29,7 +29,7 @@ from components.config import (
     StackConfig,
     node_ip,
 )
-from components.kubeadm import API_SERVER_PORT, ClusterNode, Cni, NodeInstall, NodeProfile
+from components.kubeadm import API_SERVER_PORT, ClusterHosts, ClusterNode, NodeInstall
 from components.transport import SshTransport
 
 CANONICAL_OWNER_ID = "099720109477"
@@ -391,18 +391,10 @@ def build_instance(
 class AwsHosts(pulumi.ComponentResource):
     """One master with an Elastic IP and `workers` workers on EC2, as kubeadm ClusterNodes.
 
-    Satisfies `components.kubeadm.ClusterHosts`.
+    Its `cluster_hosts` are what the kubeadm steps and the workloads use.
     """
 
-    # ClusterHosts, typed exactly as the protocol declares them
-    master: ClusterNode
-    workers: Sequence[ClusterNode]
-    api_endpoint: pulumi.Input[str]
-    cert_sans: Sequence[pulumi.Input[str]]
-    app_host: pulumi.Input[str]
-    install: NodeInstall | None
-    profile: NodeProfile
-    cni: Cni
+    cluster_hosts: ClusterHosts
     # for exports
     master_public_ip: pulumi.Output[str]
     ssh_private_key: pulumi.Output[str] | None
@@ -453,7 +445,7 @@ class AwsHosts(pulumi.ComponentResource):
         self.master_public_ip = eip.public_ip
         master_ready: list[pulumi.Resource] = [master, eip_association]
         master_ssh = self._transport(cfg, key, eip.public_ip, master_host_key.public_key)
-        self.master = ClusterNode(
+        master_node = ClusterNode(
             name=config.master_name,
             private_ip=master_ip,
             transport=master_ssh,
@@ -499,21 +491,24 @@ class AwsHosts(pulumi.ComponentResource):
                 name=worker_name, private_ip=worker_ip, transport=transport,
                 depends_on=depends_on, identity=worker.id,
             ))
-        self.workers = workers
         self.ssh_known_hosts = pulumi.Output.all(*known_hosts).apply(
             lambda lines: "".join(f"{line}\n" for line in lines)
         )
 
-        self.api_endpoint = pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}")
-        self.cert_sans = [eip.public_ip, eip.public_dns]
-        self.app_host = eip.public_ip
-        self.install = NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user)
-        self.profile = "host"
-        self.cni = "flannel"
+        self.cluster_hosts = ClusterHosts(
+            master=master_node,
+            workers=workers,
+            api_endpoint=pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}"),
+            app_host=eip.public_ip,
+            cert_sans=[eip.public_ip, eip.public_dns],
+            install=NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user),
+            profile="host",
+            cni="flannel",
+        )
         self.ssh_private_key = key.generated_private_key
         self.register_outputs({
             "masterPublicIp": self.master_public_ip,
-            "apiEndpoint": self.api_endpoint,
+            "apiEndpoint": self.cluster_hosts.api_endpoint,
             "sshCommands": self.ssh_commands,
             "sshKnownHosts": self.ssh_known_hosts,
         })

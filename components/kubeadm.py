@@ -22,7 +22,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import pulumi
 
@@ -64,43 +64,23 @@ class NodeInstall:
 
 
 @dataclass(frozen=True)
-class KubeadmClusterArgs:
-    cluster: ClusterConfig
-    master: ClusterNode
-    workers: Sequence[ClusterNode]
-    # host:port written as the server of the exported kubeconfig.
-    api_endpoint: pulumi.Input[str]
-    cert_sans: Sequence[pulumi.Input[str]] = ()
-    install: NodeInstall | None = None
-    profile: NodeProfile = "host"
-    cni: Cni = "flannel"
-
-    @classmethod
-    def for_hosts(cls, cluster: ClusterConfig, hosts: ClusterHosts) -> KubeadmClusterArgs:
-        """The cluster on a target's hosts, with the target's install, profile and CNI."""
-        return cls(
-            cluster=cluster,
-            master=hosts.master,
-            workers=hosts.workers,
-            api_endpoint=hosts.api_endpoint,
-            cert_sans=hosts.cert_sans,
-            install=hosts.install,
-            profile=hosts.profile,
-            cni=hosts.cni,
-        )
-
-
-class ClusterHosts(Protocol):
+class ClusterHosts:
     """What a target (AwsHosts, LocalHosts) hands to the kubeadm steps and the workloads."""
 
     master: ClusterNode
     workers: Sequence[ClusterNode]
     api_endpoint: pulumi.Input[str]  # host:port for the exported kubeconfig's server
-    cert_sans: Sequence[pulumi.Input[str]]  # extra API server certificate names
     app_host: pulumi.Input[str]  # where users reach NodePorts (app URLs)
-    install: NodeInstall | None
-    profile: NodeProfile
-    cni: Cni
+    cert_sans: Sequence[pulumi.Input[str]] = ()  # extra API server certificate names
+    install: NodeInstall | None = None  # None: the hosts already have the runtime and kubeadm
+    profile: NodeProfile = "host"
+    cni: Cni = "flannel"
+
+
+@dataclass(frozen=True)
+class KubeadmClusterArgs:
+    cluster: ClusterConfig
+    hosts: ClusterHosts
 
 
 def drain_command(node_name: str) -> str:
@@ -161,29 +141,33 @@ class KubeadmCluster(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:kubeadm:KubeadmCluster", name, None, opts)
         self._args = args
 
-        master_prepared = self._install(args.master)
+        master_prepared = self._install(args.hosts.master)
         init = self._run(
-            args.master,
-            f"{args.master.name}-init",
+            args.hosts.master,
+            f"{args.hosts.master.name}-init",
             Step(script="kubeadm-init.sh", env=self._init_env(),
-                 triggers=self._triggers(args.master)),
+                 triggers=self._triggers(args.hosts.master)),
             master_prepared,
         )
 
-        joins = [self._join(worker, init) for worker in args.workers]
+        joins = [self._join(worker, init) for worker in args.hosts.workers]
         scheduling = self._run(
-            args.master,
+            args.hosts.master,
             f"{name}-control-plane-scheduling",
-            Step(inline=control_plane_scheduling_command(args.master.name, bool(args.workers)),
-                 triggers=self._triggers(args.master)),
+            Step(
+                inline=control_plane_scheduling_command(
+                    args.hosts.master.name, bool(args.hosts.workers)
+                ),
+                triggers=self._triggers(args.hosts.master),
+            ),
             [init],
         )
 
-        nodes = [args.master, *args.workers]
+        nodes = [args.hosts.master, *args.hosts.workers]
         self.node_names = [node.name for node in nodes]
         self.node_private_ips = {node.name: node.private_ip for node in nodes}
         self.ready = self._run(
-            args.master,
+            args.hosts.master,
             f"{name}-ready",
             Step(
                 script="wait-ready.sh",
@@ -191,24 +175,24 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "EXPECTED_NODES": " ".join(self.node_names),
                     "READY_TIMEOUT_SECONDS": str(READY_TIMEOUT_SECONDS),
                 },
-                triggers=self._triggers(args.master),
+                triggers=self._triggers(args.hosts.master),
             ),
             [init, scheduling, *joins],
         )
 
         admin_conf = self._run(
-            args.master,
+            args.hosts.master,
             f"{name}-kubeconfig",
             Step(inline=f"cat {ADMIN_KUBECONFIG}", secret_output=True,
-                 triggers=self._triggers(args.master)),
+                 triggers=self._triggers(args.hosts.master)),
             [init],
         )
         self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(admin_conf.stdout, args.api_endpoint).apply(
+            pulumi.Output.all(admin_conf.stdout, args.hosts.api_endpoint).apply(
                 lambda pair: kubeconfig_with_server(pair[0], pair[1])
             )
         )
-        self.cluster_identifier = pulumi.Output.concat(name, "/", args.master.identity or "")
+        self.cluster_identifier = pulumi.Output.concat(name, "/", args.hosts.master.identity or "")
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "nodeNames": self.node_names,
@@ -238,7 +222,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         instead of three (the program's cost grows with resources per worker).
         Empty when the host ships the runtime (kind).
         """
-        install = self._args.install
+        install = self._args.hosts.install
         if install is None:
             return []
         step = Step(
@@ -254,22 +238,22 @@ class KubeadmCluster(pulumi.ComponentResource):
 
     def _init_env(self) -> dict[str, pulumi.Input[str]]:
         args = self._args
-        cert_sans = pulumi.Output.all(*args.cert_sans).apply(
+        cert_sans = pulumi.Output.all(*args.hosts.cert_sans).apply(
             lambda sans: ",".join(s for s in sans if s)
         )
         return {
-            "NODE_NAME": args.master.name,
-            "ADVERTISE_ADDRESS": args.master.private_ip,
+            "NODE_NAME": args.hosts.master.name,
+            "ADVERTISE_ADDRESS": args.hosts.master.private_ip,
             "POD_CIDR": args.cluster.pod_cidr,
             "SERVICE_CIDR": args.cluster.service_cidr,
             "KUBERNETES_VERSION": str(args.cluster.kubernetes_version),
             "CERT_SANS": cert_sans,
-            "NODE_PROFILE": args.profile,
-            "CNI": args.cni,
+            "NODE_PROFILE": args.hosts.profile,
+            "CNI": args.hosts.cni,
         }
 
     def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
-        master = self._args.master
+        master = self._args.hosts.master
         # The join runs again when the worker's machine or the control plane is new (a rebuilt
         # master is a new cluster to join). Neither changes on scale-out.
         triggers = [*self._triggers(worker), *self._triggers(master)]
@@ -305,7 +289,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                 env={
                     "JOIN_COMMAND": pulumi.Output.secret(token.stdout.apply(str.strip)),
                     "NODE_NAME": worker.name,
-                    "NODE_PROFILE": self._args.profile,
+                    "NODE_PROFILE": self._args.hosts.profile,
                 },
                 triggers=triggers,
             ),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -23,10 +22,8 @@ from components.config import PROJECT, LocalConfig, StackConfig, node_ip
 from components.kubeadm import (
     ADMIN_KUBECONFIG,
     API_SERVER_PORT,
+    ClusterHosts,
     ClusterNode,
-    Cni,
-    NodeInstall,
-    NodeProfile,
 )
 from components.transport import DockerExecTransport
 
@@ -77,15 +74,7 @@ class LocalHostsArgs:
 class LocalHosts(pulumi.ComponentResource):
     """Kind-node containers on a Docker network with a fixed subnet: the local ClusterHosts."""
 
-    # ClusterHosts (components/kubeadm.py), with its exact types.
-    master: ClusterNode
-    workers: Sequence[ClusterNode]
-    api_endpoint: pulumi.Input[str]
-    cert_sans: Sequence[pulumi.Input[str]]
-    app_host: pulumi.Input[str]
-    install: NodeInstall | None
-    profile: NodeProfile
-    cni: Cni
+    cluster_hosts: ClusterHosts  # what the kubeadm steps and the workloads use
     network_name: pulumi.Output[str]
 
     def __init__(
@@ -125,20 +114,23 @@ class LocalHosts(pulumi.ComponentResource):
                        is_master=index == 0)
             for index, node in enumerate(names)
         ]
-        self.master, self.workers = nodes[0], nodes[1:]
-        self.api_endpoint = f"{LOOPBACK}:{local.api_server_port}"
-        self.cert_sans = [LOOPBACK, "localhost"]
-        self.app_host = LOOPBACK
-        self.install = None  # the kind image ships containerd, kubeadm and kubelet
-        self.profile = "kind"
-        # The image's bundled kindnet (/kind/manifests/default-cni.yaml): it is already in the
-        # image, so it works offline, and it is the CNI each kind image is released and tested
-        # with. EC2 hosts have no such manifest and use flannel, fetched at init.
-        self.cni = "kind"
+        self.cluster_hosts = ClusterHosts(
+            master=nodes[0],
+            workers=nodes[1:],
+            api_endpoint=f"{LOOPBACK}:{local.api_server_port}",
+            app_host=LOOPBACK,
+            cert_sans=[LOOPBACK, "localhost"],
+            install=None,  # the kind image ships containerd, kubeadm and kubelet
+            profile="kind",
+            # The image's bundled kindnet (/kind/manifests/default-cni.yaml): it is already in
+            # the image, so it works offline, and it is the CNI each kind image is released and
+            # tested with. EC2 hosts have no such manifest and use flannel, fetched at init.
+            cni="kind",
+        )
 
         self.register_outputs(
             {
-                "apiEndpoint": self.api_endpoint,
+                "apiEndpoint": self.cluster_hosts.api_endpoint,
                 "networkName": self.network_name,
             }
         )

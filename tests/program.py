@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import pulumi
 import pulumi.runtime.settings
@@ -364,7 +364,13 @@ def stack_runs(
         asyncio.set_event_loop(None)
 
 
-Hosts = TypeVar("Hosts", bound=ClusterHosts)
+class Target(Protocol):
+    """A target component (AwsHosts, LocalHosts): it builds the ClusterHosts."""
+
+    cluster_hosts: ClusterHosts
+
+
+Hosts = TypeVar("Hosts", bound=Target)
 
 
 @dataclass
@@ -388,7 +394,7 @@ def run_cluster_on(
         config = load_stack_config()
         hosts = make_hosts(config)
         cluster = KubeadmCluster(
-            config.cluster_name, KubeadmClusterArgs.for_hosts(config.cluster, hosts)
+            config.cluster_name, KubeadmClusterArgs(config.cluster, hosts.cluster_hosts)
         )
         built.append(WiredCluster(hosts, cluster))
 

@@ -122,8 +122,9 @@ def test_private_ips_are_fixed_unique_and_inside_the_subnet(
     assert len(set(ips.values())) == len(ips)
     assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(SUBNET) for ip in ips.values())
     assert wired.cluster.node_private_ips == ips
-    assert wired.hosts.master.private_ip == ips[MASTER]
-    assert [w.private_ip for w in wired.hosts.workers] == [ips[worker(i)] for i in range(5)]
+    nodes = wired.hosts.cluster_hosts
+    assert nodes.master.private_ip == ips[MASTER]
+    assert [w.private_ip for w in nodes.workers] == [ips[worker(i)] for i in range(5)]
 
 
 def test_network_is_one_public_subnet_routed_to_an_internet_gateway(
@@ -239,15 +240,16 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
         "instanceId": f"{MASTER}-id", "allocationId": f"eipalloc-{MASTER}-eip",
     }
     assert run.depends_on(association, eip)
-    assert run.resolve(hosts.api_endpoint) == f"{FAKE_EIP}:6443"
+    assert run.resolve(hosts.cluster_hosts.api_endpoint) == f"{FAKE_EIP}:6443"
     assert run.resolve(hosts.master_public_ip) == FAKE_EIP
-    assert run.resolve(hosts.app_host) == FAKE_EIP
-    assert [run.resolve(s) for s in hosts.cert_sans] == [
+    assert run.resolve(hosts.cluster_hosts.app_host) == FAKE_EIP
+    assert [run.resolve(s) for s in hosts.cluster_hosts.cert_sans] == [
         FAKE_EIP, "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com",
     ]
-    assert (hosts.profile, hosts.cni) == ("host", "flannel")
-    assert hosts.install is not None and hosts.install.login_user == "ubuntu"
-    assert hosts.install.package_source == "docker"
+    nodes = hosts.cluster_hosts
+    assert (nodes.profile, nodes.cni) == ("host", "flannel")
+    assert nodes.install is not None and nodes.install.login_user == "ubuntu"
+    assert nodes.install.package_source == "docker"
 
     # Every master step reaches the Elastic IP, only after it is associated; workers use
     # their own public IP.

@@ -13,6 +13,7 @@ import pytest
 
 from components.config import load_stack_config, node_ip
 from components.kubeadm import (
+    ClusterHosts,
     ClusterNode,
     KubeadmCluster,
     KubeadmClusterArgs,
@@ -40,11 +41,14 @@ def stand_in_cluster(with_install: bool, ssh: bool) -> None:
         config.cluster_name,
         KubeadmClusterArgs(
             cluster=config.cluster,
-            master=node(config.master_name, 0),
-            workers=[node(name, i + 1) for i, name in enumerate(config.worker_names)],
-            api_endpoint="203.0.113.10:6443",
-            cert_sans=["203.0.113.10", "ec2-203-0-113-10.example"],
-            install=NodeInstall("docker", "ubuntu") if with_install else None,
+            hosts=ClusterHosts(
+                master=node(config.master_name, 0),
+                workers=[node(name, i + 1) for i, name in enumerate(config.worker_names)],
+                api_endpoint="203.0.113.10:6443",
+                app_host="203.0.113.10",
+                cert_sans=["203.0.113.10", "ec2-203-0-113-10.example"],
+                install=NodeInstall("docker", "ubuntu") if with_install else None,
+            ),
         ),
     )
     pulumi.export("kubeconfig", cluster.kubeconfig)

@@ -103,8 +103,8 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
         assert containers[name]["hostname"] == name
         assert containers[name]["image"] == IMAGE_ID
         assert containers[name]["networksAdvanced"] == [{"name": "kubeadm-dev", "ipv4Address": ip}]
-    assert [n.name for n in wired.hosts.workers] == list(expected_ips)[1:]
-    nodes = [wired.hosts.master, *wired.hosts.workers]
+    assert [n.name for n in wired.hosts.cluster_hosts.workers] == list(expected_ips)[1:]
+    nodes = [wired.hosts.cluster_hosts.master, *wired.hosts.cluster_hosts.workers]
     assert {n.name: n.private_ip for n in nodes} == expected_ips
     assert wired.cluster.node_private_ips == expected_ips
 
@@ -150,10 +150,11 @@ def test_master_publishes_api_and_every_node_port_on_loopback(
     for worker in run.of_type(CONTAINER):
         if worker.name != MASTER:
             assert "ports" not in worker.inputs and "envs" not in worker.inputs
-    assert wired.hosts.api_endpoint == "127.0.0.1:6443"
-    assert wired.hosts.app_host == "127.0.0.1"
-    assert wired.hosts.cert_sans == ["127.0.0.1", "localhost"]
-    assert (wired.hosts.install, wired.hosts.profile, wired.hosts.cni) == (None, "kind", "kind")
+    nodes = wired.hosts.cluster_hosts
+    assert nodes.api_endpoint == "127.0.0.1:6443"
+    assert nodes.app_host == "127.0.0.1"
+    assert nodes.cert_sans == ["127.0.0.1", "localhost"]
+    assert (nodes.install, nodes.profile, nodes.cni) == (None, "kind", "kind")
 
 
 def test_api_server_port_and_node_port_range_come_from_config(
@@ -167,7 +168,7 @@ def test_api_server_port_and_node_port_range_come_from_config(
     assert [(p["internal"], p["external"]) for p in ports] == [
         (6443, 16443), (31000, 31000), (31001, 31001), (31002, 31002),
     ]
-    assert wired.hosts.api_endpoint == "127.0.0.1:16443"
+    assert wired.hosts.cluster_hosts.api_endpoint == "127.0.0.1:16443"
     kubeconfig = yaml.safe_load(run.resolve(wired.cluster.kubeconfig))
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:16443"
 
