@@ -404,7 +404,7 @@ def parse_cluster(values: Mapping[str, object]) -> ClusterConfig:
 
 
 def parse_app(
-    index: int, raw: object, default_namespace: str, target: Target, local: LocalConfig | None
+    index: int, raw: object, default_namespace: str, local: LocalConfig | None
 ) -> AppConfig:
     where = f"apps[{index}]"
     entry = parse_json_object(where, raw)
@@ -444,7 +444,7 @@ def parse_app(
     )
     if node_port is not None and service_type == "ClusterIP":
         raise ConfigError(key("nodePort"), node_port, "no nodePort when serviceType is ClusterIP")
-    if target == "local" and local is not None and service_type != "ClusterIP":
+    if local is not None and service_type != "ClusterIP":
         first, last = local.node_port_first, local.node_port_last
         if node_port is None or node_port not in local.node_ports:
             raise ConfigError(
@@ -495,7 +495,7 @@ def parse_app(
 
 
 def parse_apps(
-    values: Mapping[str, object], target: Target, local: LocalConfig | None
+    values: Mapping[str, object], local: LocalConfig | None
 ) -> tuple[AppConfig, ...]:
     default_namespace = optional(
         values,
@@ -505,7 +505,7 @@ def parse_apps(
     )
     raw_apps = optional(values, "apps", lambda v: parse_json_list("apps", v), [DEFAULT_APP])
     apps = tuple(
-        parse_app(i, raw, default_namespace, target, local) for i, raw in enumerate(raw_apps)
+        parse_app(i, raw, default_namespace, local) for i, raw in enumerate(raw_apps)
     )
     seen: dict[tuple[str, str], int] = {}
     ports: dict[int, int] = {}
@@ -527,7 +527,7 @@ def parse_apps(
     return apps
 
 
-def parse_local(values: Mapping[str, object], cluster: ClusterConfig) -> LocalConfig:
+def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> LocalConfig:
     node_image = optional(values, "nodeImage", lambda v: parse_image("nodeImage", v),
                           DEFAULT_NODE_IMAGE)
     tag_match = re.search(r":v1\.(\d+)(?:\.(\d+))?(?:@|$)", node_image)
@@ -550,6 +550,7 @@ def parse_local(values: Mapping[str, object], cluster: ClusterConfig) -> LocalCo
         if overlaps(network, other):
             raise ConfigError("networkCidr", network,
                               f"a network that does not overlap {other_key} {other}")
+    check_room_for_nodes("networkCidr", network, 1 + workers)
     port = optional(values, "apiServerPort",
                     lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443)
     first, last = optional(values, "localNodePorts", parse_port_range, (30080, 30089))
@@ -731,11 +732,9 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
     )
     workers = optional(values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0)
     cluster = parse_cluster(values)
-    local = parse_local(values, cluster) if target == "local" else None
+    local = parse_local(values, cluster, workers) if target == "local" else None
     aws = parse_aws(values, cluster, workers) if target == "aws" else None
-    if local is not None:
-        check_room_for_nodes("networkCidr", local.network_cidr, 1 + workers)
-    apps = parse_apps(values, target, local)
+    apps = parse_apps(values, local)
     return StackConfig(cluster_name_for(stack), target, workers, cluster, apps, aws, local)
 
 
