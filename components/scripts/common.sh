@@ -43,6 +43,16 @@ KUBELET_CONF=/etc/kubernetes/kubelet.conf
 
 kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
 
+# shellcheck disable=SC2034 # used by kubeadm-init.sh and kubeadm-join.sh
+DEFAULT_CRI_SOCKET=unix:///run/containerd/containerd.sock
+
+# NODE_NAME must be a lowercase DNS name and NODE_PROFILE host or kind (kubeadm-init/join).
+check_node_name_and_profile() {
+    [[ $NODE_NAME =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
+        die "NODE_NAME must be a lowercase DNS name, not '${NODE_NAME}'"
+    case $NODE_PROFILE in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${NODE_PROFILE}'" ;; esac
+}
+
 require_control_plane() {
     [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
 }

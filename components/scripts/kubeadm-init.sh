@@ -39,11 +39,9 @@ validate() {
     done
     [[ $ADVERTISE_ADDRESS =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
         die "ADVERTISE_ADDRESS must be an IPv4 address, not '${ADVERTISE_ADDRESS}'"
-    [[ $NODE_NAME =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
-        die "NODE_NAME must be a lowercase DNS name, not '${NODE_NAME}'"
     [[ ${KUBERNETES_VERSION#v} =~ ^1\.[0-9]+(\.[0-9]+)?$ ]] ||
         die "KUBERNETES_VERSION must look like 1.31 or 1.31.4, not '${KUBERNETES_VERSION}'"
-    case $NODE_PROFILE in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${NODE_PROFILE}'" ;; esac
+    check_node_name_and_profile
     case $CNI in flannel | kind) ;; *) die "CNI must be 'flannel' or 'kind', not '${CNI}'" ;; esac
     local san
     IFS=, read -r -a SANS <<<"${CERT_SANS:-}"
@@ -278,7 +276,7 @@ apply_cni() {
 
 main() {
     require_root
-    CRI_SOCKET=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
+    CRI_SOCKET=${CRI_SOCKET:-$DEFAULT_CRI_SOCKET}
     NODE_PROFILE=${NODE_PROFILE:-host}
     CNI=${CNI:-flannel}
     validate

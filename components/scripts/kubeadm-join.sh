@@ -82,11 +82,9 @@ already_joined() {
 main() {
     require_root
     require_env JOIN_COMMAND NODE_NAME
-    CRI_SOCKET=${CRI_SOCKET:-unix:///run/containerd/containerd.sock}
-    local profile=${NODE_PROFILE:-host}
-    case $profile in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${profile}'" ;; esac
-    [[ $NODE_NAME =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] ||
-        die "NODE_NAME must be a lowercase DNS name, not '${NODE_NAME}'"
+    CRI_SOCKET=${CRI_SOCKET:-$DEFAULT_CRI_SOCKET}
+    NODE_PROFILE=${NODE_PROFILE:-host}
+    check_node_name_and_profile
     parse_join_command
     if already_joined; then
         log_skip "node already joined (${KUBELET_CONF} exists, same cluster CA); not running kubeadm join"
@@ -95,7 +93,7 @@ main() {
     require_cmd kubeadm
     local args=(join "$ENDPOINT" --token "$TOKEN" --discovery-token-ca-cert-hash "$CA_HASH"
         --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET")
-    if [[ $profile == kind ]]; then
+    if [[ $NODE_PROFILE == kind ]]; then
         args+=(--skip-phases=preflight)
     fi
     log_step "kubeadm join ${ENDPOINT} as ${NODE_NAME} (CA pinned to ${CA_HASH:0:19}...)"
