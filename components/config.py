@@ -34,8 +34,9 @@ NODE_IP_OFFSET = 10  # master = network address + 10, worker i = network address
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 POD_CIDR_PER_NODE_PREFIX = 24  # kube-controller-manager's default node CIDR mask
 
+# kind v0.33.0's node image for Kubernetes 1.37 (sigs.k8s.io/kind pkg/apis/config/defaults).
 DEFAULT_NODE_IMAGE = (
-    "kindest/node:v1.31.4@sha256:2cb39f7295fe7eafee0842b1052a599a4fb0f8bcf3f83d96c7f4864c357c6c30"
+    "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 )
 DEFAULT_APP: dict[str, Any] = {
     "name": "nginx",
@@ -115,7 +116,7 @@ class KubernetesVersion:
         return self.minor_version if self.patch is None else f"1.{self.minor}.{self.patch}"
 
 
-DEFAULT_KUBERNETES_VERSION = KubernetesVersion(31, None)
+DEFAULT_KUBERNETES_VERSION = KubernetesVersion(37, None)
 
 
 @dataclass(frozen=True)

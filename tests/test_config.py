@@ -35,7 +35,7 @@ def test_dev_stack_as_shipped() -> None:
     assert config.target == "local"
     assert config.workers == 0
     assert config.cluster_name == "kubeadm-dev"
-    assert config.cluster.kubernetes_version == KubernetesVersion(31, None)
+    assert config.cluster.kubernetes_version == KubernetesVersion(37, None)
     assert config.local is not None and config.aws is None
     assert config.local.node_image == DEFAULT_NODE_IMAGE
     assert config.local.api_server_port == 6443
@@ -94,8 +94,8 @@ def test_instance_architecture(instance_type: str, arch: str) -> None:
 
 
 def test_patch_version_and_matching_node_image() -> None:
-    config = parse("dev", kubernetesVersion="1.31.4")
-    assert str(config.cluster.kubernetes_version) == "1.31.4"
+    config = parse("dev", kubernetesVersion="1.37.0")
+    assert str(config.cluster.kubernetes_version) == "1.37.0"
 
 
 def test_local_ports_and_app_options() -> None:
@@ -135,8 +135,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"apiServerPort": "80"}, "apiServerPort", "from 1024 to 65535"),
     ("dev", {"apiServerPort": "http"}, "apiServerPort", "a whole number"),
     ("dev", {"apiServerPort": "30085"}, "apiServerPort", "a port outside localNodePorts"),
-    ("dev", {"nodeImage": "kindest/node:v1.30.8"}, "nodeImage", "matches kubernetesVersion 1.31"),
-    ("dev", {"kubernetesVersion": "1.31.5"}, "nodeImage", "matches kubernetesVersion 1.31.5"),
+    ("dev", {"nodeImage": "kindest/node:v1.30.8"}, "nodeImage", "matches kubernetesVersion 1.37"),
+    ("dev", {"kubernetesVersion": "1.37.5"}, "nodeImage", "matches kubernetesVersion 1.37.5"),
     ("dev", {"nodeImage": "kindest/node:latest"}, "nodeImage", "other than latest"),
     ("dev", {"localNodePorts": "30000-31000"}, "localNodePorts", "at most 100 ports"),
     ("dev", {"localNodePorts": "29000-29010"}, "localNodePorts", "within 30000-32767"),

@@ -28,7 +28,7 @@ WORKERS = ["kubeadm-dev-worker-0", "kubeadm-dev-worker-1"]
 CONTAINER = "docker:index/container:Container"
 COMMAND = "command:local:Command"
 NODE_IMAGE = (
-    "kindest/node:v1.31.4@sha256:2cb39f7295fe7eafee0842b1052a599a4fb0f8bcf3f83d96c7f4864c357c6c30"
+    "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 )
 IMAGE_ID = "sha256:" + "cd" * 32  # what the mocks report as the RemoteImage's imageId
 

@@ -214,7 +214,7 @@ def schema_version(version: KubernetesVersion) -> str:
 
 def test_schemas_cover_the_configured_versions() -> None:
     minors = {int(v.split(".")[1]) for v in all_versions()}
-    assert schema_version(KubernetesVersion(31, None)) == "1.31"  # the config default
+    assert schema_version(KubernetesVersion(37, None)) == "1.37"  # the config default
     assert set(range(MIN_KUBERNETES_MINOR + 1, MAX_KUBERNETES_MINOR + 1)) <= minors
     assert schema_version(KubernetesVersion(MIN_KUBERNETES_MINOR, None)) == "1.25"
 
