@@ -25,9 +25,27 @@ run() {
   fi
 }
 
-# is_built DIR: true when DIR holds a finished build.
+# lock_piece NAME: hold an exclusive lock on NAME until this script exits, so two builds of the
+# same piece (two checkouts, or CI next to a developer) never share a wrapper folder.
+lock_piece() {
+  mkdir -p "$KC_CACHE/locks"
+  exec {KC_LOCK_FD}>"$KC_CACHE/locks/$1.lock"
+  flock "$KC_LOCK_FD"
+}
+
+# is_built DIR [STAMP]: true when DIR holds a finished build (of inputs whose hash is STAMP).
 is_built() {
-  [[ -f "$1/.done" ]]
+  [[ -f "$1/.done" && $(<"$1/.done") == "${2:-}" ]]
+}
+
+# mark_built DIR [STAMP]: record a finished build (see is_built).
+mark_built() {
+  printf '%s' "${2:-}" >"$1/.done"
+}
+
+# source_stamp FILE...: a hash of the files' contents, for builds of this repository's sources.
+source_stamp() {
+  cat "$@" | sha256sum | cut -d' ' -f1
 }
 
 # go_wrapper DIR MODULE: start a throwaway module in DIR that will require MODULE.

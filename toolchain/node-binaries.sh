@@ -22,6 +22,7 @@ else
   [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "$piece version '$version': expected vMAJOR.MINOR.PATCH"
   out="$KC_CACHE/$piece-$version"
 fi
+lock_piece "$(basename "$out")"
 is_built "$out" && exit 0
 src="$KC_CACHE/src/$piece-$version"
 flags=(-trimpath)
@@ -78,4 +79,4 @@ case $piece in
     ;;
   *) die "unknown piece '$piece': expected etcd, coredns, flannel, kind or pause" ;;
 esac
-touch "$out/.done"
+mark_built "$out"

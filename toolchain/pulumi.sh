@@ -16,7 +16,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 version=${1:?usage: pulumi.sh VERSION}
 [[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "pulumi version '$version': expected MAJOR.MINOR.PATCH"
 out="$KC_CACHE/pulumi-$version"
-is_built "$out" && exit 0
+lock_piece "$(basename "$out")"
+stamp=$(source_stamp "$here/pulumi-language-python/main.go")
+is_built "$out" "$stamp" && exit 0
 
 src="$KC_CACHE/src/pulumi-$version"
 go_wrapper "$src" kc.local/pulumi
@@ -50,4 +52,4 @@ mkdir -p "$out/bin"
 run pulumi env CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 run pulumi env CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/bin/pulumi-language-python" ./cmd/pulumi-language-python
 install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$out/bin/"
-touch "$out/.done"
+mark_built "$out" "$stamp"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the stand-in Command provider plugin, pulumi-resource-command, from this repository.
+#
+# Usage: toolchain/provider-command.sh VERSION   (the requirements.txt `pulumi-command==` version, 1.2.1)
+# Output: $KC_CACHE/provider-command-VERSION/bin/pulumi-resource-command.
+#
+# Upstream's plugin (module github.com/pulumi/pulumi-command/provider) is refused by the Go module
+# proxy this project builds from (403 for every release), so the plugin is our own stand-in in
+# toolchain/pulumi-resource-command (see its package comment for what it implements). It reports
+# the version the Python SDK asks for, which is fixed in its source: a VERSION other than that one
+# is refused rather than built. Its own go.mod and go.sum pin every dependency (-mod=readonly).
+# The `.done` file holds a hash of the sources, so a changed stand-in is rebuilt.
+set -euo pipefail
+# shellcheck source=toolchain/lib.sh
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")" && pwd)
+
+version=${1:?usage: provider-command.sh VERSION}
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "pulumi-command version '$version': expected MAJOR.MINOR.PATCH"
+src="$here/pulumi-resource-command"
+implemented=$(sed -n 's/^\tpackageVersion = "\(.*\)"$/\1/p' "$src/main.go")
+[[ -n $implemented ]] || die "building provider-command failed: no packageVersion in $src/main.go"
+[[ $version == "$implemented" ]] ||
+  die "the stand-in pulumi-resource-command implements pulumi-command $implemented, not $version (see $src/main.go)"
+out="$KC_CACHE/provider-command-$version"
+lock_piece "$(basename "$out")"
+stamp=$(cd "$src" && source_stamp go.mod go.sum ./*.go)
+is_built "$out" "$stamp" && exit 0
+
+rm -f "$out/.done"
+mkdir -p "$out/bin"
+cd "$src"
+run provider-command env GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
+  go build -trimpath -ldflags "-s -w" -o "$out/bin/pulumi-resource-command" .
+mark_built "$out" "$stamp"
