@@ -14,6 +14,7 @@ version=${1:?usage: kubernetes.sh VERSION}
 [[ $version =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "kubernetes version '$version': expected v 1.MINOR.PATCH, like v1.37.2"
 staging="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 out="$KC_CACHE/kubernetes-$version"
+lock_piece "$(basename "$out")"
 is_built "$out" && exit 0
 
 src="$KC_CACHE/src/kubernetes-$version"
@@ -52,4 +53,4 @@ mkdir -p "$out/bin"
 for cmd in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
   run kubernetes env CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out/bin/$cmd" "k8s.io/kubernetes/cmd/$cmd"
 done
-touch "$out/.done"
+mark_built "$out"
