@@ -129,6 +129,13 @@ evictionHard:
   imagefs.available: "0%"
   nodefs.available: "0%"
   nodefs.inodesFree: "0%"
+EOF
+        # A node container runs on whatever cgroup version its host has; kubelet refuses cgroup
+        # v1 from 1.35 on unless told otherwise (failCgroupV1, a field since 1.31).
+        if [[ ! -f /sys/fs/cgroup/cgroup.controllers && $KUBEADM_MINOR -ge 31 ]]; then
+            printf 'failCgroupV1: false\n'
+        fi
+        cat <<EOF
 ---
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration

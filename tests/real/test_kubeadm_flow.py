@@ -172,6 +172,7 @@ def test_init_kind_profile_with_an_older_kubeadm(control_plane: Machine) -> None
     assert config["InitConfiguration"]["apiVersion"] == "kubeadm.k8s.io/v1beta3"
     assert config["InitConfiguration"]["skipPhases"] == ["preflight"]
     assert config["ClusterConfiguration"]["kubernetesVersion"] == "v1.30.2"
+    assert "failCgroupV1" not in config["KubeletConfiguration"]  # no such field before 1.31
     assert config["ClusterConfiguration"]["apiServer"]["certSANs"] == [control_plane.ip]
     kubelet = config["KubeletConfiguration"]
     assert kubelet["cgroupDriver"] == "systemd"
@@ -220,6 +221,8 @@ def test_init_kind_cni_reaches_the_given_control_plane_endpoint_and_is_idempoten
     run = control_plane.run_script("kubeadm-init.sh", env)
     assert run.returncode == 0, run.describe()
     assert "kindnet reaches the API server at kind-control-plane:6443" in run.stderr
+    # This machine's host is on cgroup v1: kubelet >= 1.35 would refuse to start without this.
+    assert read_config(control_plane)["KubeletConfiguration"]["failCgroupV1"] is False
     written = control_plane.sh("cat /etc/kubernetes/cni/kindnet.yml")
     assert kindnet_env(written)[0] == {
         "name": "CONTROL_PLANE_ENDPOINT",
