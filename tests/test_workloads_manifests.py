@@ -290,6 +290,22 @@ def test_default_nginx_deployment() -> None:
     }]
 
 
+@pytest.mark.parametrize(("version", "pre_stop"), [
+    ("1.29", None),  # no sleep action before 1.30: the pod simply stops
+    ("1.30", {"preStop": {"sleep": {"seconds": 5}}}),
+    ("1.37", {"preStop": {"sleep": {"seconds": 5}}}),
+])
+def test_a_stopping_pod_keeps_serving_while_its_endpoints_go(
+    version: str, pre_stop: dict[str, Any] | None
+) -> None:
+    # Without it the real e2e's roll-out lost requests (refused, reset) to pods already stopping.
+    config = load_stack("dev", kubernetesVersion=version,
+                        nodeImage=f"kindest/node:v{version}.0")
+    (container,) = _find(render(config), "Deployment", "nginx")["spec"]["template"]["spec"][
+        "containers"]
+    assert container.get("lifecycle") == pre_stop
+
+
 def all_deployments() -> list[Manifest]:
     configs = [load_stack("dev"), load_stack("aws"), load_stack("dev", apps=THREE_APPS)]
     return [m for c in configs for m in render(c) if m["kind"] == "Deployment"]
