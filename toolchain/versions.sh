@@ -6,3 +6,15 @@
 KUBERNETES_VERSION=v1.37.2
 FLANNEL_VERSION=v0.27.4
 KIND_VERSION=v0.33.0
+
+# kubeadm_image_versions KUBEADM VERSION: set ETCD_VERSION (module version, like v3.7.0),
+# ETCD_TAG, COREDNS_VERSION and PAUSE_TAG to what that kubeadm names for Kubernetes VERSION.
+kubeadm_image_versions() {
+  local images
+  images=$("$1" config images list --kubernetes-version "$2" 2>/dev/null) || return 1
+  ETCD_TAG=$(sed -n 's|^registry.k8s.io/etcd:||p' <<<"$images")
+  COREDNS_VERSION=$(sed -n 's|^registry.k8s.io/coredns/coredns:||p' <<<"$images")
+  PAUSE_TAG=$(sed -n 's|^registry.k8s.io/pause:||p' <<<"$images")
+  ETCD_VERSION=v${ETCD_TAG%-*}
+  [[ -n $ETCD_TAG && -n $COREDNS_VERSION && -n $PAUSE_TAG ]]
+}
