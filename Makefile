@@ -4,9 +4,9 @@ VENV ?= venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SHELL_SCRIPTS = $(shell find components tests benchmarks policy -name '*.sh' 2>/dev/null) .ci/run
+SHELL_SCRIPTS = $(shell find components tests benchmarks policy toolchain -name '*.sh' 2>/dev/null) .ci/run
 
-.PHONY: test unit lint venv policy-venv clean
+.PHONY: test unit lint venv policy-venv clean tools e2e e2e-env e2e-down
 
 test: lint $(STAMP)
 	$(BIN)/python -m pytest
@@ -26,6 +26,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
+
+# The real end-to-end run: build the tools (cached by version in /var/cache/kubeadm-cluster),
+# then drive the dev stack with the real Pulumi engine. KEEP=1 leaves the cluster up.
+tools:
+	toolchain/build.sh
+
+e2e: tools $(STAMP)
+	$(BIN)/python -m pytest tests/e2e $(if $(filter 1,$(KEEP)),--deselect tests/e2e/test_dev_stack.py::test_destroy_leaves_nothing_behind)
+
+# eval "$$(make -s e2e-env)": the e2e's tools, backend and kubeconfig in this shell.
+e2e-env:
+	@$(PYTHON) -m tests.e2e.project env
+
+e2e-down:
+	$(PYTHON) -m tests.e2e.project down
 
 # The policy pack's own environment, for `pulumi preview --policy-pack policy`.
 policy-venv:

@@ -1,0 +1,202 @@
+"""The dev stack for real: the Pulumi engine runs the program, kubeadm makes the cluster.
+
+One cluster, in order, as a user would drive it (each test builds on the one before):
+up -> no perpetual diff -> scale the app -> add a worker -> roll out and roll back while a
+request loop counts failures -> remove the worker -> destroy. Every check reads the cluster
+through the exported kubeconfig and app URL, never through the program's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, Workspace
+from tests.e2e.traffic import RequestLoop
+
+pytestmark = pytest.mark.e2e
+
+CLUSTER_LABEL = "kubeadm-cluster.cluster"
+APP_NAMESPACE = "apps"
+APP_SELECTOR = "app.kubernetes.io/name=nginx"
+KUBE_SYSTEM_PODS = ("etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-",
+                    "kube-proxy-", "coredns-")
+STATE: dict[str, Any] = {}
+
+
+def app_url(workspace: Workspace) -> str:
+    apps = workspace.outputs()["apps"]
+    url: str = next(iter(apps.values()))["url"]
+    return url
+
+
+def http_status(url: str, timeout: float = 5) -> int:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        status: int = response.status
+        return status
+
+
+def nodes(workspace: Workspace) -> dict[str, bool]:
+    """Node name -> Ready."""
+    items = json.loads(workspace.kubectl("get", "nodes", "-o", "json"))["items"]
+    return {
+        n["metadata"]["name"]: any(c["type"] == "Ready" and c["status"] == "True"
+                                   for c in n["status"]["conditions"])
+        for n in items
+    }
+
+
+def pods(workspace: Workspace, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+    args = ["get", "pods", "-n", namespace, "-o", "json"]
+    if selector:
+        args += ["-l", selector]
+    items: list[dict[str, Any]] = json.loads(workspace.kubectl(*args))["items"]
+    return items
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return pod["status"].get("phase") == "Running" and all(
+        c.get("ready") for c in pod["status"].get("containerStatuses", []))
+
+
+def wait_for(what: str, check: Any, timeout: float = 300, interval: float = 3) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not true within {timeout:.0f}s (last: {last!r})")
+
+
+def ready_app_pods(workspace: Workspace) -> list[dict[str, Any]]:
+    return [p for p in pods(workspace, APP_NAMESPACE, APP_SELECTOR)
+            if ready(p) and not p["metadata"].get("deletionTimestamp")]
+
+
+def test_up_brings_the_cluster_up(workspace: Workspace) -> None:
+    result = workspace.up()
+    STATE["up_seconds"] = result.seconds
+    workspace.write_kubeconfig()
+    outputs = workspace.outputs()
+    master = outputs["nodeNames"][0]
+
+    assert nodes(workspace) == {master: True}
+    system = pods(workspace, "kube-system")
+    for prefix in KUBE_SYSTEM_PODS:
+        matching = [p for p in system if p["metadata"]["name"].startswith(prefix)]
+        assert matching and all(ready(p) for p in matching), (prefix, [
+            (p["metadata"]["name"], p["status"].get("phase")) for p in matching])
+    network = pods(workspace, "kube-flannel")
+    assert network and all(ready(p) for p in network), "the pod network is not running"
+
+    url = app_url(workspace)
+    assert url.startswith("http://127.0.0.1:")
+    assert http_status(url) == 200
+    assert len(ready_app_pods(workspace)) == 2
+
+
+def test_no_perpetual_diff(workspace: Workspace) -> None:
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+    workspace.pulumi("refresh", "--yes", "--expect-no-changes", "--skip-preview",
+                     "--skip-plugin-pre-install")
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
+def test_scaling_the_app_touches_only_its_deployment(workspace: Workspace) -> None:
+    workspace.config_set("apps[0].replicas", "4")
+    assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:Deployment")]
+    workspace.up()
+    wait_for("4 app pods ready", lambda: len(ready_app_pods(workspace)) == 4, timeout=180)
+
+
+def test_a_worker_joins_with_a_fresh_token(workspace: Workspace) -> None:
+    before = set(nodes(workspace))
+    joined_after = time.time()
+    workspace.config_set("workers", "1")
+    changes = workspace.preview_changes()
+    # Nothing of the existing node is replaced: the master's container and init stay.
+    assert not [c for c in changes if c[0] in ("replace", "delete", "create-replacement")], changes
+    workspace.up()
+    outputs = workspace.outputs()
+    worker = outputs["nodeNames"][1]
+    assert set(nodes(workspace)) == before | {worker}
+    wait_for(f"{worker} Ready", lambda: nodes(workspace).get(worker))
+
+    # The join used a token made for it: a bootstrap token created after the worker was added.
+    tokens = json.loads(workspace.kubectl(
+        "get", "secrets", "-n", "kube-system",
+        "--field-selector", "type=bootstrap.kubernetes.io/token", "-o", "json"))["items"]
+    created = [datetime.fromisoformat(t["metadata"]["creationTimestamp"]).timestamp()
+               for t in tokens]
+    assert any(c >= joined_after - 5 for c in created), "no bootstrap token made for the join"
+
+    # DaemonSet pods (kube-proxy, flannel) run on the new node.
+    def daemon_pods_on_worker() -> bool:
+        names = [p["metadata"]["name"] for ns in ("kube-system", "kube-flannel")
+                 for p in pods(workspace, ns)
+                 if p["spec"].get("nodeName") == worker and ready(p)]
+        return any(n.startswith("kube-proxy-") for n in names) and \
+            any(n.startswith("kube-flannel") for n in names)
+
+    wait_for("kube-proxy and flannel running on the worker", daemon_pods_on_worker)
+    STATE["worker"] = worker
+
+
+def test_roll_out_and_roll_back_keep_the_app_answering(workspace: Workspace) -> None:
+    worker = STATE["worker"]
+    url = app_url(workspace)
+    with RequestLoop(url, max_seconds=900) as loop:
+        workspace.config_set("apps[0].image", APP_IMAGE_NEXT)
+        assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:Deployment")]
+        workspace.up()
+        rolled = ready_app_pods(workspace)
+        assert {p["spec"]["containers"][0]["image"] for p in rolled} == {APP_IMAGE_NEXT}
+        # The master is tainted once a worker exists: the new pods run on the worker, and
+        # the master's NodePort reaches them over the pod network.
+        assert {p["spec"]["nodeName"] for p in rolled} == {worker}
+
+        workspace.config_set("apps[0].image", APP_IMAGE)
+        workspace.up()
+        back = ready_app_pods(workspace)
+        assert {p["spec"]["containers"][0]["image"] for p in back} == {APP_IMAGE}
+    STATE["rollout_requests"] = loop.total
+    STATE["rollout_failures"] = loop.failures
+    print(f"\nroll out + roll back: {loop.failures} failed of {loop.total} requests "
+          f"({loop.describe_failures()})")
+    assert loop.total > 50
+    assert loop.failures == 0, loop.describe_failures()
+
+
+def test_removing_the_worker_drains_it_first(workspace: Workspace) -> None:
+    worker = STATE["worker"]
+    workspace.config_set("workers", "0")
+    workspace.up()
+    assert worker not in nodes(workspace)
+    assert workspace.docker("ps", "-a", "--filter", f"name=^{worker}$", "-q").strip() == ""
+    wait_for("4 app pods ready on the master", lambda: len(ready_app_pods(workspace)) == 4,
+             timeout=240)
+    assert http_status(app_url(workspace)) == 200
+
+
+def test_destroy_leaves_nothing_behind(workspace: Workspace) -> None:
+    volumes_before = set(workspace.docker("volume", "ls", "-q").split())
+    containers = workspace.docker("ps", "-a", "-q", "--filter", f"label={CLUSTER_LABEL}").split()
+    mounted = set()
+    for container in containers:
+        mounts = json.loads(workspace.docker("inspect", "-f", "{{json .Mounts}}", container))
+        mounted |= {m["Name"] for m in mounts if m.get("Type") == "volume"}
+    assert mounted <= volumes_before
+
+    workspace.pulumi("destroy", "--yes", "--skip-preview")
+    for kind in ("ps -a", "network ls", "volume ls"):
+        left = workspace.docker(*kind.split(), "-q", "--filter", f"label={CLUSTER_LABEL}")
+        assert left.strip() == "", f"docker {kind}: {left}"
+    assert not mounted & set(workspace.docker("volume", "ls", "-q").split()), \
+        "the node containers' anonymous volumes are left"
