@@ -41,8 +41,8 @@ kubernetes_provider_version=$(pin pulumi-kubernetes)
 
 echo "toolchain: building into $KC_CACHE (cached pieces are skipped)" >&2
 step "pulumi $pulumi_version" "$here/pulumi.sh" "$pulumi_version"
-step "provider command $command_version" "$here/provider-command.sh" "$command_version"
-step "provider docker $docker_version" "$here/provider-docker.sh" "$docker_version"
+step "provider command $command_version" "$here/provider-standin.sh" command "$command_version"
+step "provider docker $docker_version" "$here/provider-standin.sh" docker "$docker_version"
 step "provider kubernetes $kubernetes_provider_version" "$here/provider-kubernetes.sh" "$kubernetes_provider_version"
 step "kubernetes $KUBERNETES_VERSION" "$here/kubernetes.sh" "$KUBERNETES_VERSION"
 
