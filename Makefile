@@ -6,10 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHELL_SCRIPTS = $(shell find components tests benchmarks policy toolchain -name '*.sh' 2>/dev/null) .ci/run
 
-.PHONY: test unit lint venv policy-venv clean tools e2e e2e-env e2e-down
+.PHONY: test go-test unit lint venv policy-venv clean tools e2e e2e-env e2e-down
 
-test: lint $(STAMP)
+test: lint go-test $(STAMP)
 	$(BIN)/python -m pytest
+
+# The Go programs made here (toolchain/): the stand-in provider plugins' tests, vet for all.
+GO_MODULES = toolchain/pulumi-resource-command toolchain/pulumi-resource-docker
+go-test:
+	for module in $(GO_MODULES); do (cd $$module && GOFLAGS=-mod=readonly go vet ./... && GOFLAGS=-mod=readonly go test -count=1 ./...) || exit 1; done
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not real"
