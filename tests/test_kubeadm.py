@@ -150,7 +150,7 @@ def test_init_inputs(run_components: ComponentRunner) -> None:
         "export ADVERTISE_ADDRESS=10.0.1.10",
         "export CERT_SANS=203.0.113.10,ec2-203-0-113-10.example",
         "export CNI=flannel",
-        "export KUBERNETES_VERSION=1.31",
+        "export KUBERNETES_VERSION=1.37",
         "export NODE_NAME=kubeadm-aws-master",
         "export POD_CIDR=10.244.0.0/16",
         "export SERVICE_CIDR=10.96.0.0/12",
