@@ -122,9 +122,10 @@ class LocalHosts(pulumi.ComponentResource):
             cert_sans=[LOOPBACK, "localhost"],
             install=None,  # the kind image ships containerd, kubeadm and kubelet
             profile="kind",
-            # The image's bundled kindnet (/kind/manifests/default-cni.yaml): it is already in
-            # the image, so it works offline, and it is the CNI each kind image is released and
-            # tested with. EC2 hosts have no such manifest and use flannel, fetched at init.
+            # The image's bundled pod network (/kind/manifests/default-cni.yaml: kindnet in kind's
+            # images, flannel in toolchain/node-image's): it is already in the image, so it works
+            # offline, and it is the CNI the image is released and tested with. EC2 hosts have
+            # no such manifest and use flannel, fetched at init.
             cni="kind",
         )
 

@@ -104,8 +104,7 @@ for tag in "${NGINX_TAGS[@]}"; do
   nginx+=("kubeadm-cluster/nginx:$tag")
 done
 
-# The tags this kubeadm expects.
-wait_done "$k8s" "Kubernetes $version"
+# The tags this kubeadm expects (its binaries were waited for above).
 mapfile -t wanted < <("$k8s/bin/kubeadm" config images list --kubernetes-version "$version" 2>/dev/null)
 [[ ${#wanted[@]} -gt 0 ]] || die "'kubeadm config images list --kubernetes-version $version' listed nothing"
 tag_of() {
