@@ -4,10 +4,11 @@ import gc
 
 import pulumi
 
-from components.aws import AwsHosts, AwsHostsArgs
 from components.config import load_stack_config
 from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
-from components.local import LocalHosts, LocalHostsArgs
+from components.targets.aws import AwsHosts, AwsHostsArgs
+from components.targets.local import LocalHosts, LocalHostsArgs
+from components.targets.machines import MachineHosts, MachineHostsArgs
 from components.workloads import Workloads, WorkloadsArgs
 
 # The SDK keeps every resource's inputs and outputs alive to the end of the program, so
@@ -18,9 +19,11 @@ gc.set_threshold(100_000, 50, 100)
 
 config = load_stack_config()
 
-target: AwsHosts | LocalHosts
+target: AwsHosts | LocalHosts | MachineHosts
 if config.target == "aws":
     target = aws_hosts = AwsHosts(config.cluster_name, AwsHostsArgs(config))
+elif config.target == "machines":
+    target = machine_hosts = MachineHosts(config.cluster_name, MachineHostsArgs(config))
 else:
     target = LocalHosts(config.cluster_name, LocalHostsArgs(config))
 hosts = target.cluster_hosts
@@ -55,3 +58,6 @@ if config.target == "aws":
     pulumi.export("sshKnownHosts", aws_hosts.ssh_known_hosts)
     if aws_hosts.ssh_private_key is not None:
         pulumi.export("sshPrivateKey", aws_hosts.ssh_private_key)
+if config.target == "machines":
+    pulumi.export("sshCommands", machine_hosts.ssh_commands)
+    pulumi.export("sshKnownHosts", machine_hosts.ssh_known_hosts)

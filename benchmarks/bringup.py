@@ -102,7 +102,7 @@ def evaluate(stack: str, workers: int) -> dict[str, Any]:
 
     import tests.program as program
 
-    for module in ("components.aws", "components.local", "components.kubeadm",
+    for module in ("components.targets.aws", "components.targets.local", "components.kubeadm",
                    "components.workloads", *PRELOAD_MODULES):
         loaded = importlib.import_module(module)
         getattr(loaded, "__all__", None)  # any attribute access loads a lazy module

@@ -22,7 +22,8 @@ from policy.references import IMAGE_REFERENCE, OPENSSH_PUBLIC_KEY
 
 PROJECT = "kubeadm-cluster"
 
-Target = Literal["local", "aws"]
+Target = Literal["local", "aws", "machines"]
+TARGETS: tuple[Target, ...] = ("local", "aws", "machines")
 ServiceType = Literal["NodePort", "ClusterIP", "LoadBalancer"]
 PackageSource = Literal["docker", "distro"]
 Architecture = Literal["x86_64", "arm64"]
@@ -73,6 +74,10 @@ KNOWN_KEYS = frozenset(
         "networkCidr",
         "apiServerPort",
         "localNodePorts",
+        "controlPlaneHosts",
+        "workerHosts",
+        "apiEndpoint",
+        "allowCgroupV1",
     }
 )
 APP_KEYS = frozenset(
@@ -93,6 +98,9 @@ APP_KEYS = frozenset(
 )
 
 
+T = TypeVar("T")
+
+
 class ConfigError(ValueError):
     """One bad configuration value: which key, what value, what was expected."""
 
@@ -101,6 +109,50 @@ class ConfigError(ValueError):
         self.value = value
         self.expected = expected
         super().__init__(f"invalid config {key!r}: got {value!r}; expected {expected}")
+
+
+class ConfigErrors(ConfigError):
+    """Several bad values found in one pass, reported together (one line each).
+
+    `key`, `value` and `expected` are the first problem's, so a caller that handles one
+    ConfigError still learns the first key; `errors` holds them all, in config order.
+    """
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        ValueError.__init__(
+            self,
+            f"invalid config ({len(errors)} problems):\n"
+            + "\n".join(f"  - {error}" for error in errors),
+        )
+        self.key, self.value, self.expected = first.key, first.value, first.expected
+        self.errors = errors
+
+
+class ErrorCollector:
+    """Runs field parsers, keeping every ConfigError instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    def check(self, parse: Callable[[], T]) -> T | None:
+        """parse(), or None after recording its ConfigError(s)."""
+        try:
+            return parse()
+        except ConfigErrors as several:
+            self.errors.extend(several.errors)
+        except ConfigError as error:
+            self.errors.append(error)
+        return None
+
+    def add(self, key: str, value: object, expected: str) -> None:
+        self.errors.append(ConfigError(key, value, expected))
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigErrors(self.errors)
 
 
 @dataclass(frozen=True)
@@ -124,6 +176,8 @@ class ClusterConfig:
     kubernetes_version: KubernetesVersion
     pod_cidr: str
     service_cidr: str
+    # Run kubelet on cgroup v1 hosts, which it refuses by default from 1.35 on (KEP-5573).
+    allow_cgroup_v1: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +242,29 @@ class LocalConfig:
 
 
 @dataclass(frozen=True)
+class MachineHost:
+    """One machine the user already has, reached over SSH."""
+
+    name: str  # its Kubernetes node name
+    address: str  # what Pulumi dials: an IP address or a DNS name
+    private_ip: str  # what Kubernetes uses: kubelet's node IP, the API server's advertise address
+    port: int  # SSH port
+    user: str  # SSH login user, with passwordless sudo
+    host_key: str  # "ssh-ed25519 AAAA...": the only SSH host key the machine may present
+
+
+@dataclass(frozen=True)
+class MachinesConfig:
+    control_plane: MachineHost
+    workers: tuple[MachineHost, ...]
+    # Secret config; None: the SSH agent of whoever runs pulumi (SSH_AUTH_SOCK).
+    ssh_private_key: str | None
+    ssh_user: str
+    package_source: PackageSource
+    api_endpoint: str  # host:port written into the exported kubeconfig
+
+
+@dataclass(frozen=True)
 class StackConfig:
     cluster_name: str
     target: Target
@@ -196,6 +273,7 @@ class StackConfig:
     apps: tuple[AppConfig, ...]
     aws: AwsConfig | None
     local: LocalConfig | None
+    machines: MachinesConfig | None = None
 
     @property
     def master_name(self) -> str:
@@ -247,8 +325,6 @@ def has_one_vcpu(instance_type: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Field parsers: each returns a typed value or raises ConfigError(key, value, expected)
-
-T = TypeVar("T")
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 QUANTITY_CPU = re.compile(r"\d+(\.\d+)?m?")
@@ -401,7 +477,10 @@ def parse_cluster(values: Mapping[str, object]) -> ClusterConfig:
         raise ConfigError(
             "serviceCidr", service_cidr, f"a network that does not overlap podCidr {pod_cidr}"
         )
-    return ClusterConfig(version, pod_cidr, service_cidr)
+    allow_cgroup_v1 = optional(
+        values, "allowCgroupV1", lambda v: parse_bool("allowCgroupV1", v), False
+    )
+    return ClusterConfig(version, pod_cidr, service_cidr, allow_cgroup_v1)
 
 
 def parse_app(
@@ -697,6 +776,195 @@ def parse_private_key(values: Mapping[str, object]) -> str | None:
     return raw
 
 
+SSH_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+HOST_KEY_EXPECTED = (
+    "the machine's SSH host public key as one line, such as the part after the host name in "
+    "`ssh-keyscan -t ed25519 HOST` (ssh-ed25519 AAAA...); check it out of band"
+)
+MACHINE_HOST_KEYS = frozenset({"name", "address", "privateIp", "port", "user", "hostKey"})
+
+
+def parse_machine_host(
+    where: str, raw: object, default_name: str, default_user: str, errors: ErrorCollector
+) -> MachineHost | None:
+    """One entry of controlPlaneHosts or workerHosts; every problem goes to `errors`."""
+    if isinstance(raw, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            raw = json.loads(raw)
+    if not isinstance(raw, dict):
+        errors.add(where, raw, "a mapping with address, hostKey and optionally name, "
+                   "privateIp, port, user")
+        return None
+    for unknown in sorted(set(raw) - MACHINE_HOST_KEYS):
+        errors.add(f"{where}.{unknown}", raw[unknown],
+                   "one of the host keys " + ", ".join(sorted(MACHINE_HOST_KEYS)))
+
+    def key(name: str) -> str:
+        return f"{where}.{name}"
+
+    name = errors.check(lambda: optional(raw, "name", lambda v: parse_regex(
+        key("name"), v, DNS1123_LABEL,
+        "a DNS-1123 label (the node name): lower-case letters, digits and '-'"), default_name))
+    if name is not None and len(name) > 63:
+        errors.add(key("name"), name, "a node name of at most 63 characters")
+        name = None
+    address = None
+    if raw.get("address") in (None, ""):
+        errors.add(key("address"), raw.get("address"),
+                   "the address Pulumi dials over SSH: an IP address or a DNS name")
+    else:
+        address = errors.check(lambda: parse_regex(
+            key("address"), raw["address"], SSH_HOST,
+            "the address Pulumi dials over SSH: an IP address or a DNS name"))
+    private_ip: str | None = None
+    if raw.get("privateIp") in (None, ""):
+        if address is not None and is_ipv4(address):
+            private_ip = address
+        elif address is not None:
+            errors.add(key("privateIp"), raw.get("privateIp"),
+                       f"the IPv4 address Kubernetes uses for this node (address {address} is "
+                       "a name, so privateIp must be given)")
+    else:
+        private_ip = errors.check(lambda: parse_ipv4(key("privateIp"), raw["privateIp"]))
+    port = errors.check(lambda: optional(raw, "port",
+                                         lambda v: parse_int(key("port"), v, 1, 65535), 22))
+    user = errors.check(lambda: optional(raw, "user", lambda v: parse_regex(
+        key("user"), v, LINUX_USER, "a Linux user name with passwordless sudo"), default_user))
+    host_key = None
+    if raw.get("hostKey") in (None, ""):
+        errors.add(key("hostKey"), raw.get("hostKey"),
+                   HOST_KEY_EXPECTED + " (required: no host is trusted on first use)")
+    else:
+        host_key = errors.check(lambda: parse_host_key(key("hostKey"), raw["hostKey"]))
+    if None in (name, address, private_ip, port, user, host_key):
+        return None
+    return MachineHost(name, address, private_ip, port, user, host_key)  # type: ignore[arg-type]
+
+
+def parse_host_key(key: str, raw: object) -> str:
+    """One OpenSSH public key line without its comment: what pulumi-command's hostKey takes."""
+    if not isinstance(raw, str) or not OPENSSH_PUBLIC_KEY.fullmatch(raw.strip()):
+        raise ConfigError(key, raw, HOST_KEY_EXPECTED)
+    return " ".join(raw.split()[:2])
+
+
+def parse_ipv4(key: str, raw: object) -> str:
+    if not isinstance(raw, str) or not is_ipv4(raw.strip()):
+        raise ConfigError(key, raw, "an IPv4 address such as 10.0.1.10")
+    return raw.strip()
+
+
+def is_ipv4(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
+def parse_endpoint(key: str, raw: object) -> str:
+    """host or host:port (default port 6443), host an IP address or a DNS name."""
+    expected = (
+        "host or host:port for the Kubernetes API, such as 192.0.2.10 or k8s.example.com:6443"
+    )
+    match = re.fullmatch(r"([^:\s]+)(?::(\d+))?", raw.strip()) if isinstance(raw, str) else None
+    if not match or not SSH_HOST.fullmatch(match.group(1)):
+        raise ConfigError(key, raw, expected)
+    port = int(match.group(2)) if match.group(2) else 6443
+    if not 1 <= port <= 65535:
+        raise ConfigError(key, raw, expected)
+    return f"{match.group(1)}:{port}"
+
+
+def parse_machines(
+    values: Mapping[str, object], cluster: ClusterConfig, cluster_name: str,
+    errors: ErrorCollector,
+) -> MachinesConfig | None:
+    """controlPlaneHosts, workerHosts and the SSH settings of target machines.
+
+    Every problem found is recorded in `errors` (all hosts are checked); None when any was.
+    """
+    found = len(errors.errors)
+    ssh_user = errors.check(lambda: optional(values, "sshUser", lambda v: parse_regex(
+        "sshUser", v, LINUX_USER, "a Linux user name with passwordless sudo"), "ubuntu")) \
+        or "ubuntu"
+    if values.get("workers") not in (None, ""):
+        errors.add("workers", values["workers"],
+                   "no workers key on target machines: the workers are the workerHosts list")
+    for aws_only in ("sshPublicKey", "adminCidrs", "privateWorkers"):
+        if values.get(aws_only) not in (None, ""):
+            errors.add(aws_only, values[aws_only], f"no {aws_only} on target machines "
+                       "(an aws setting)")
+    control_raw = errors.check(lambda: parse_json_list(
+        "controlPlaneHosts", values.get("controlPlaneHosts") or []))
+    control: MachineHost | None = None
+    if control_raw is not None:
+        if len(control_raw) != 1:
+            errors.add("controlPlaneHosts", values.get("controlPlaneHosts"),
+                       "a list of exactly one host (address, privateIp, hostKey, ...): the "
+                       "control-plane node")
+        else:
+            control = parse_machine_host("controlPlaneHosts[0]", control_raw[0],
+                                         f"{cluster_name}-master", ssh_user, errors)
+    worker_raw = errors.check(lambda: parse_json_list(
+        "workerHosts", values.get("workerHosts") or [])) or []
+    if len(worker_raw) > MAX_WORKERS:
+        errors.add("workerHosts", f"{len(worker_raw)} hosts", f"at most {MAX_WORKERS} hosts")
+    workers = [
+        parse_machine_host(f"workerHosts[{i}]", raw, f"{cluster_name}-worker-{i}", ssh_user,
+                           errors)
+        for i, raw in enumerate(worker_raw)
+    ]
+    hosts = [("controlPlaneHosts[0]", control),
+             *((f"workerHosts[{i}]", w) for i, w in enumerate(workers))]
+    seen: dict[tuple[str, object], str] = {}
+    for where, host in hosts:
+        if host is None:
+            continue
+        for field_key, value in (("name", host.name), ("privateIp", host.private_ip),
+                                 ("address", f"{host.address}:{host.port}"),
+                                 ("hostKey", host.host_key)):
+            other = seen.setdefault((field_key, value), where)
+            if other != where:
+                errors.add(f"{where}.{field_key}", value, f"a {field_key} not used by {other}")
+        for net_key, net in (("podCidr", cluster.pod_cidr), ("serviceCidr", cluster.service_cidr)):
+            if ipaddress.ip_address(host.private_ip) in ipaddress.ip_network(net):
+                errors.add(f"{where}.privateIp", host.private_ip,
+                           f"an address outside {net_key} {net}")
+    package_source: PackageSource | None = errors.check(lambda: optional(
+        values, "packageSource",
+        lambda v: cast(PackageSource, parse_choice("packageSource", v, ("docker", "distro"))),
+        "docker",
+    ))
+    private_key = errors.check(lambda: parse_secret_key(values))
+    api_endpoint = errors.check(lambda: optional(
+        values, "apiEndpoint", lambda v: parse_endpoint("apiEndpoint", v),
+        f"{control.address}:6443" if control is not None else "",
+    ))
+    if len(errors.errors) > found or control is None or package_source is None \
+            or api_endpoint is None:
+        return None
+    return MachinesConfig(
+        control_plane=control,
+        workers=tuple(w for w in workers if w is not None),
+        ssh_private_key=private_key,
+        ssh_user=ssh_user,
+        package_source=package_source,
+        api_endpoint=api_endpoint,
+    )
+
+
+def parse_secret_key(values: Mapping[str, object]) -> str | None:
+    """sshPrivateKey for target machines (no sshPublicKey needed: the key is already on the
+    machines). Never echoed back, even malformed."""
+    raw = values.get("sshPrivateKey")
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or "PRIVATE KEY-----" not in raw:
+        raise ConfigError("sshPrivateKey", "[secret]",
+                          "a PEM or OpenSSH private key (pulumi config set --secret sshPrivateKey)")
+    return raw
+
+
 def parse_admin_cidr(key: str, raw: object) -> str:
     network = parse_network(key, raw)
     if network.prefixlen == 0:
@@ -728,15 +996,30 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
         raise ConfigError(unknown[0], values[unknown[0]],
                           "one of the documented keys: " + ", ".join(sorted(KNOWN_KEYS)))
     target: Target = optional(
-        values, "target", lambda v: cast(Target, parse_choice("target", v, ("local", "aws"))),
-        "local",
+        values, "target", lambda v: cast(Target, parse_choice("target", v, TARGETS)), "local",
     )
-    workers = optional(values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0)
+    cluster_name = cluster_name_for(stack)
     cluster = parse_cluster(values)
+    if target == "machines":
+        errors = ErrorCollector()
+        machines = parse_machines(values, cluster, cluster_name, errors)
+        apps = errors.check(lambda: parse_apps(values, None))
+        errors.raise_if_any()
+        assert machines is not None and apps is not None
+        return StackConfig(cluster_name, target, len(machines.workers), cluster, apps, None,
+                           None, machines)
+    for machines_only in MACHINES_ONLY_KEYS:
+        if values.get(machines_only) not in (None, ""):
+            raise ConfigError(machines_only, values[machines_only],
+                              f"no {machines_only} unless target is machines")
+    workers = optional(values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0)
     local = parse_local(values, cluster, workers) if target == "local" else None
     aws = parse_aws(values, cluster, workers) if target == "aws" else None
     apps = parse_apps(values, local)
-    return StackConfig(cluster_name_for(stack), target, workers, cluster, apps, aws, local)
+    return StackConfig(cluster_name, target, workers, cluster, apps, aws, local)
+
+
+MACHINES_ONLY_KEYS = ("controlPlaneHosts", "workerHosts", "apiEndpoint")
 
 
 def raw_config_values() -> dict[str, object]:

@@ -231,6 +231,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                 "PACKAGE_SOURCE": install.package_source,
                 "LOGIN_USER": install.login_user,
                 "KUBERNETES_VERSION": str(self._args.cluster.kubernetes_version),
+                **self._cgroup_env(),
             },
             triggers=self._triggers(node),
         )
@@ -250,7 +251,12 @@ class KubeadmCluster(pulumi.ComponentResource):
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.hosts.profile,
             "CNI": args.hosts.cni,
+            **self._cgroup_env(),
         }
+
+    def _cgroup_env(self) -> dict[str, pulumi.Input[str]]:
+        """ALLOW_CGROUP_V1 only when set, so stacks without it keep their steps' inputs."""
+        return {"ALLOW_CGROUP_V1": "true"} if self._args.cluster.allow_cgroup_v1 else {}
 
     def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
         master = self._args.hosts.master
@@ -290,6 +296,7 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "JOIN_COMMAND": pulumi.Output.secret(token.stdout.apply(str.strip)),
                     "NODE_NAME": worker.name,
                     "NODE_PROFILE": self._args.hosts.profile,
+                    **self._cgroup_env(),
                 },
                 triggers=triggers,
             ),

@@ -132,6 +132,8 @@ class SshTransport:
 
     host: pulumi.Input[str]
     user: str
+    # None: 22, the provider's default.
+    port: int | None = None
     # None: pulumi-command authenticates with the user's SSH agent (SSH_AUTH_SOCK).
     private_key: pulumi.Input[str] | None = None
     # "ssh-ed25519 AAAA...": the only key the host may present (None: any key is accepted).
@@ -142,6 +144,7 @@ class SshTransport:
     def connection(self) -> command.remote.ConnectionArgs:
         return command.remote.ConnectionArgs(
             host=self.host,
+            port=self.port,
             user=self.user,
             private_key=self.private_key,
             host_key=self.host_key,
@@ -153,6 +156,7 @@ class SshTransport:
     def proxy_connection(self) -> command.remote.ProxyConnectionArgs:
         return command.remote.ProxyConnectionArgs(
             host=self.host,
+            port=self.port,
             user=self.user,
             private_key=self.private_key,
             host_key=self.host_key,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test harness: proves a node image boots the way the product runs it (components/local.py), and
+# Test harness: proves a node image boots the way the product runs it (components/targets/local.py), and
 # optionally that kubeadm-init.sh makes a working one-node cluster on it. Removes what it made.
 #
 # Usage: toolchain/node-smoke.sh IMAGE [--init]

@@ -53,6 +53,12 @@ check_node_name_and_profile() {
     case $NODE_PROFILE in host | kind) ;; *) die "NODE_PROFILE must be 'host' or 'kind', not '${NODE_PROFILE}'" ;; esac
 }
 
+# True on a host whose cgroup hierarchy is v1 (or hybrid): no unified cgroup2 root.
+cgroup_v1_host() { [[ ! -f /sys/fs/cgroup/cgroup.controllers ]]; }
+
+# True when the stack set allowCgroupV1 (ALLOW_CGROUP_V1=true) and this host needs it.
+cgroup_v1_allowed_here() { [[ ${ALLOW_CGROUP_V1:-false} == true ]] && cgroup_v1_host; }
+
 require_control_plane() {
     [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
 }

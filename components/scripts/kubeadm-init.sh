@@ -17,7 +17,9 @@
 #                           its DaemonSet given CONTROL_PLANE_ENDPOINT, as kind does, so kindnet
 #                           reaches the API server without kube-proxy: CONTROL_PLANE_ENDPOINT, else
 #                           ADVERTISE_ADDRESS:6443)
-#   FLANNEL_VERSION         default v0.26.1
+#   ALLOW_CGROUP_V1         true: on a cgroup v1 host, kubelet gets failCgroupV1: false and kubeadm
+#                           skips its SystemVerification check (the stack's allowCgroupV1)
+#   FLANNEL_VERSION         default v0.27.4
 #   FLANNEL_MANIFEST_URL    default: that release's kube-flannel.yml
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -92,6 +94,8 @@ nodeRegistration:
 EOF
     if [[ $NODE_PROFILE == kind ]]; then
         printf 'skipPhases:\n  - preflight\n'
+    elif cgroup_v1_allowed_here; then
+        printf '  ignorePreflightErrors:\n    - SystemVerification\n'
     fi
     cat <<EOF
 ---
@@ -120,6 +124,9 @@ apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupDriver: systemd
 EOF
+    if [[ $NODE_PROFILE == host ]] && cgroup_v1_allowed_here && [[ $KUBEADM_MINOR -ge 31 ]]; then
+        printf 'failCgroupV1: false\n'
+    fi
     if [[ $NODE_PROFILE == kind ]]; then
         cat <<EOF
 cgroupRoot: /kubelet
@@ -202,7 +209,7 @@ wait_for_api() {
 }
 
 flannel_manifest() {
-    local version=${FLANNEL_VERSION:-v0.26.1}
+    local version=${FLANNEL_VERSION:-v0.27.4}
     [[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "FLANNEL_VERSION must look like v0.26.1, not '${version}'"
     local url=${FLANNEL_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/${version}/kube-flannel.yml}
     local raw="${CNI_DIR}/kube-flannel-${version}.upstream.yml" out="${CNI_DIR}/kube-flannel.yml"

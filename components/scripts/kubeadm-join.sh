@@ -10,6 +10,7 @@
 #   NODE_NAME      required
 #   CRI_SOCKET     default unix:///run/containerd/containerd.sock
 #   NODE_PROFILE   host (default) | kind (kind node container: skip the preflight phase)
+#   ALLOW_CGROUP_V1  true: on a cgroup v1 host, skip kubeadm's SystemVerification check
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
@@ -95,6 +96,8 @@ main() {
         --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET")
     if [[ $NODE_PROFILE == kind ]]; then
         args+=(--skip-phases=preflight)
+    elif cgroup_v1_allowed_here; then
+        args+=(--ignore-preflight-errors=SystemVerification)
     fi
     log_step "kubeadm join ${ENDPOINT} as ${NODE_NAME} (CA pinned to ${CA_HASH:0:19}...)"
     local output rc=0

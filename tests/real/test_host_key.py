@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from components.aws import SshLogin, host_key_cloud_config, known_hosts_line
+from components.targets.aws import host_key_cloud_config
+from components.targets.ssh import SshLogin, known_hosts_line
 from tests.real.machines import Fleet, Machine
 
 pytestmark = pytest.mark.real

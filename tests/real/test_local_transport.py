@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pulumi
 import pytest
 
-from components.local import systemd_wait_command
+from components.targets.local import systemd_wait_command
 from components.transport import DockerExecTransport, Step
 from tests.conftest import ComponentRunner
 from tests.real.machines import CAPS, STANDINS, Fleet, Machine, docker

@@ -61,7 +61,7 @@
 //
 // What it does not implement, and fails clearly on: assetPaths/archivePaths (and so the assets
 // and archive outputs), command:remote:CopyToRemote, command:remote:CopyFile and the
-// command:local:run function. The program (components/transport.py, components/local.py) uses
+// command:local:run function. The program (components/transport.py, components/targets/local.py) uses
 // none of them.
 package main
 

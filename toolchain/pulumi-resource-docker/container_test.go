@@ -11,7 +11,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 )
 
-// nodeArgs are the inputs of a container made like components/local.py's nodes (what the
+// nodeArgs are the inputs of a container made like components/targets/local.py's nodes (what the
 // fixture testdata/container-inspect.json was made from), before Check.
 func nodeArgs(image string) ContainerArgs {
 	return ContainerArgs{
@@ -196,7 +196,7 @@ func TestDiffUnknownAndIgnoreChanges(t *testing.T) {
 }
 
 // Docker adds label=disable to a privileged container's security options: unless the program
-// declares it, that reads back as a change (components/local.py declares it).
+// declares it, that reads back as a change (components/targets/local.py declares it).
 func TestDiffSeesDockerAddedSecurityOpt(t *testing.T) {
 	fixture := inspectFixture(t)
 	fixture.HostConfig.SecurityOpt = append(fixture.HostConfig.SecurityOpt, "label=disable")

@@ -133,7 +133,7 @@ func loadJSON(t *testing.T, path string, v any) {
 	}
 }
 
-// inspectFixture is `docker inspect` of a container made like components/local.py's nodes (not
+// inspectFixture is `docker inspect` of a container made like components/targets/local.py's nodes (not
 // privileged: see testdata/README).
 func inspectFixture(t *testing.T) container.InspectResponse {
 	var c container.InspectResponse

@@ -1,6 +1,6 @@
 // Command pulumi-resource-docker is a stand-in, made here, for the Pulumi Docker provider
 // plugin (package `docker`, version 5.2.0): it serves the three resources of the Python SDK
-// pulumi_docker==5.2.0 that this project's program declares (components/local.py), under the
+// pulumi_docker==5.2.0 that this project's program declares (components/targets/local.py), under the
 // same type tokens and property names and with the same observable behaviour, so that the
 // unchanged program runs against it.
 //

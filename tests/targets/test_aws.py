@@ -9,13 +9,13 @@ import pulumi
 import pytest
 import yaml
 
-from components.aws import (
+from components.config import node_ip
+from components.targets.aws import (
     CANONICAL_OWNER_ID,
     AwsHosts,
     AwsHostsArgs,
     host_key_cloud_config,
 )
-from components.config import node_ip
 from tests.conftest import (
     FAKE_EIP,
     FAKE_PRIVATE_KEY,

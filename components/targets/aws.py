@@ -12,7 +12,7 @@ count, so scaling out leaves existing instances untouched.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -30,6 +30,7 @@ from components.config import (
     node_ip,
 )
 from components.kubeadm import API_SERVER_PORT, ClusterHosts, ClusterNode, NodeInstall
+from components.targets.ssh import SshLogin, known_hosts_line
 from components.transport import SshTransport
 
 CANONICAL_OWNER_ID = "099720109477"
@@ -296,12 +297,6 @@ def build_host_key(node_name: str, parent: pulumi.Resource) -> HostKey:
     )
 
 
-def known_hosts_line(node_name: str, host_key: str) -> str:
-    """Keyed by node name, which `ssh -o HostKeyAlias` matches: a worker's public IP changes
-    on stop/start, its name does not."""
-    return f"{node_name} {host_key}"
-
-
 # ---------------------------------------------------------------------------------------------
 # Instances
 
@@ -527,42 +522,3 @@ class AwsHosts(pulumi.ComponentResource):
             host=host, user=cfg.ssh_user, private_key=key.private_key, host_key=host_key,
             jump=jump,
         )
-
-
-@dataclass(frozen=True)
-class SshLogin:
-    """How a user logs in to a node: the login user, the key file (None: the user's own keys
-    or agent) and the known_hosts file written from the `sshKnownHosts` output, whose lines are
-    keyed by node name (HostKeyAlias)."""
-
-    user: str
-    key_file: str | None
-    known_hosts_file: str
-
-    def options(self, node_name: str) -> str:
-        identity = f"-i {self.key_file} " if self.key_file else ""
-        return (
-            f"{identity}-o UserKnownHostsFile={self.known_hosts_file} "
-            f"-o StrictHostKeyChecking=yes -o HostKeyAlias={node_name} "
-        )
-
-    def command(
-        self, node_name: str, host: str, jump_name: str | None = None, jump_host: str | None = None
-    ) -> str:
-        # ProxyCommand rather than -J: -J would not pass -i or the known_hosts file to the jump.
-        jump = ""
-        if jump_name is not None and jump_host is not None:
-            jump = (
-                f"-o ProxyCommand='ssh {self.options(jump_name)}-W %h:%p "
-                f"{self.user}@{jump_host}' "
-            )
-        return f"ssh {self.options(node_name)}{jump}{self.user}@{host}"
-
-    def to(
-        self, node_name: str, host: str | None = None, jump_name: str | None = None
-    ) -> Callable[[str], str]:
-        """For Output.apply: the login command given the one address still unknown, which is
-        the node's own (`host` None) or its jump host's."""
-        if host is None:
-            return lambda address: self.command(node_name, address)
-        return lambda jump_host: self.command(node_name, host, jump_name, jump_host)

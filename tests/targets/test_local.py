@@ -13,7 +13,7 @@ import yaml
 
 from components.config import load_stack_config
 from components.kubeadm import drain_command
-from components.local import (
+from components.targets.local import (
     CONTAINER_IGNORE_CHANGES,
     SYSTEMD_READY_PATTERN,
     LocalHosts,

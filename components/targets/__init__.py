@@ -1,0 +1,1 @@
+"""Targets: each builds the ClusterHosts (nodes, transports, endpoints) the kubeadm steps use."""

@@ -1,0 +1,144 @@
+"""Machines the user already has, reached over SSH, as the kubeadm cluster's hosts.
+
+    config (controlPlaneHosts, workerHosts) -> per machine: SSH with its pinned host key
+    -> `<node>-machine` step (proves SSH and passwordless sudo; its delete resets the machine)
+    -> ClusterNode per machine (the same install, init, join, drain steps as on EC2)
+
+Nothing is created or destroyed but what runs on the machines: `pulumi destroy` (or removing a
+worker from workerHosts) drains the node, then resets kubeadm on the machine and removes what
+the cluster left there (CNI config, pod network links, kube-proxy's and flannel's iptables
+chains). Installed packages stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.config import MachineHost, StackConfig
+from components.kubeadm import ClusterHosts, ClusterNode, NodeInstall
+from components.targets.ssh import SshLogin, known_hosts_line
+from components.transport import SshTransport, Step
+
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
+# What a pod network leaves on a node (flannel's VXLAN device and the bridge its CNI config
+# names), and the iptables chain prefixes of kube-proxy, flannel and the CNI plugins.
+POD_NETWORK_LINKS = ("cni0", "flannel.1")
+CLUSTER_CHAIN_PATTERN = "KUBE-|FLANNEL|CNI-"
+
+
+@dataclass(frozen=True)
+class MachineHostsArgs:
+    config: StackConfig
+
+
+def reset_command() -> str:
+    """Return a machine to how it was before it joined: `kubeadm reset`, then what reset leaves.
+
+    kubeadm reset removes the node's certificates, kubeconfigs, static pods, etcd data and
+    kubelet state and stops kubelet; it leaves the CNI configuration, the pod network's links
+    and the iptables chains (kubeadm's reset documentation says so). Chains are removed by
+    name only: the machine's own firewall rules stay. Packages stay installed.
+    """
+    links = " ".join(POD_NETWORK_LINKS)
+    return (
+        "set -e; "
+        "if command -v kubeadm >/dev/null 2>&1; then "
+        f"kubeadm reset -f --cri-socket {CRI_SOCKET} >&2; fi; "
+        "rm -rf /etc/cni/net.d/* /var/lib/cni /run/flannel /etc/kubernetes/cni "
+        "/etc/kubernetes/kubeadm-config.yaml /etc/kubernetes/.kubeadm-init-complete; "
+        f"for link in {links}; do "
+        'if ip link show "$link" >/dev/null 2>&1; then ip link delete "$link"; fi; done; '
+        "for save in iptables-save ip6tables-save; do "
+        'command -v "$save" >/dev/null 2>&1 || continue; '
+        'restore=${save%-save}-restore; '
+        f'if "$save" | grep -Eq \'{CLUSTER_CHAIN_PATTERN}\'; then '
+        f'"$save" | grep -Ev \'{CLUSTER_CHAIN_PATTERN}\' | "$restore"; fi; done; '
+        "echo 'machine reset: kubeadm state, CNI config, pod network links and cluster "
+        "iptables chains removed' >&2"
+    )
+
+
+# Run on create: the login works, sudo needs no password, and which machine answered.
+MACHINE_CHECK = "echo \"$(hostname) $(uname -sr)\""
+
+
+def machine_identity(host: MachineHost) -> str:
+    """What makes a machine a new node: its private IP and its host key (a reinstalled
+    machine has a new one). The SSH address, port and user are only how it is reached."""
+    return f"{host.private_ip} {host.host_key}"
+
+
+class MachineHosts(pulumi.ComponentResource):
+    """The control-plane machine and the worker machines of target `machines`, as ClusterNodes.
+
+    Every SSH connection pins the host key from config (`hostKey`): a machine presenting
+    another key is refused by pulumi-command ("ssh: handshake failed: ssh: host key mismatch").
+    """
+
+    cluster_hosts: ClusterHosts
+    ssh_commands: dict[str, str]
+    ssh_known_hosts: str
+
+    def __init__(
+        self, name: str, args: MachineHostsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kubeadm-cluster:machines:MachineHosts", name, None, opts)
+        cfg = args.config.machines
+        if cfg is None:
+            raise ValueError("MachineHosts needs a stack with target machines (config.machines "
+                             "is None)")
+        private_key = (
+            pulumi.Output.secret(cfg.ssh_private_key) if cfg.ssh_private_key is not None else None
+        )
+        master = self._node(cfg.control_plane, private_key)
+        workers = [self._node(host, private_key) for host in cfg.workers]
+
+        login = SshLogin(cfg.ssh_user, None, f"{args.config.cluster_name}-known_hosts")
+        hosts = [cfg.control_plane, *cfg.workers]
+        self.ssh_commands = {
+            host.name: login.command(host.name, host.address, port=host.port, user=host.user)
+            for host in hosts
+        }
+        self.ssh_known_hosts = "".join(
+            f"{known_hosts_line(host.name, host.host_key)}\n" for host in hosts
+        )
+        endpoint_host = cfg.api_endpoint.rsplit(":", 1)[0]
+        self.cluster_hosts = ClusterHosts(
+            master=master,
+            workers=workers,
+            api_endpoint=cfg.api_endpoint,
+            app_host=cfg.control_plane.address,
+            cert_sans=[endpoint_host, cfg.control_plane.address],
+            install=NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user),
+            profile="host",
+            cni="flannel",
+        )
+        self.register_outputs({
+            "apiEndpoint": cfg.api_endpoint,
+            "sshCommands": self.ssh_commands,
+            "sshKnownHosts": self.ssh_known_hosts,
+        })
+
+    def _node(self, host: MachineHost, private_key: pulumi.Output[str] | None) -> ClusterNode:
+        transport = SshTransport(
+            host=host.address, port=host.port, user=host.user, private_key=private_key,
+            host_key=host.host_key,
+        )
+        identity = machine_identity(host)
+        # The kubeadm steps depend on this one, so it is deleted after all of them: on destroy
+        # or scale-in the node is drained first, then the machine is reset.
+        machine = transport.run(
+            f"{host.name}-machine",
+            Step(inline=MACHINE_CHECK, delete=reset_command(), triggers=[identity]),
+            pulumi.ResourceOptions(parent=self),
+        )
+        return ClusterNode(
+            name=host.name,
+            private_ip=host.private_ip,
+            transport=transport,
+            depends_on=[machine],
+            identity=identity,
+        )
+
