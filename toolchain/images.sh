@@ -6,12 +6,17 @@
 #   `kubeadm config images list`), kubeadm-cluster/flannel:FLANNEL_VERSION (the node image's
 #   pod network) and kubeadm-cluster/nginx:1.0 and :1.1 (an unprivileged nginx on port 8080,
 #   two tags that differ, for roll-out tests).
+# Also, under the names flannel FLANNEL_VERSION's own manifest (kube-flannel.yml) uses, for
+# machines that apply that manifest unchanged: ghcr.io/flannel-io/flannel:FLANNEL_VERSION (the
+# same image as kubeadm-cluster/flannel) and ghcr.io/flannel-io/flannel-cni-plugin:
+# FLANNEL_CNI_PLUGIN_TAG (/flannel, the flannel CNI plugin, and cp). The node image does not
+# preload these two.
 #
 # Usage: toolchain/images.sh K8S_VERSION   (for example v1.37.2)
 # Inputs (built by the other toolchain scripts; KC_WAIT_SECONDS=N waits for their .done):
 #   $KC_CACHE/kubernetes-K8S_VERSION/bin/, $KC_CACHE/etcd-ETCD_VERSION/bin/etcd,
 #   $KC_CACHE/coredns-COREDNS_VERSION/bin/coredns, $KC_CACHE/flannel-FLANNEL_VERSION/bin/flanneld,
-#   $KC_CACHE/pause/bin/pause.
+#   $KC_CACHE/flannel-cni-FLANNEL_CNI_SOURCE_VERSION/bin/flannel, $KC_CACHE/pause/bin/pause.
 # Output: the images in the local engine, and $KC_CACHE/images/preload-K8S_VERSION.txt listing
 # those the node image preloads. Images whose inputs did not change are not rebuilt.
 set -euo pipefail
@@ -28,6 +33,8 @@ wait_done "$KC_CACHE/kubernetes-$version" "kubernetes $version"
 kubeadm_image_versions "$KC_CACHE/kubernetes-$version/bin/kubeadm" "$version" ||
   die "kubeadm $version names no etcd, CoreDNS or pause image"
 FLANNEL_IMAGE=kubeadm-cluster/flannel:$FLANNEL_VERSION
+UPSTREAM_FLANNEL_IMAGE=ghcr.io/flannel-io/flannel:$FLANNEL_VERSION
+FLANNEL_CNI_PLUGIN_IMAGE=ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_PLUGIN_TAG
 NGINX_TAGS=(1.0 1.1)
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +44,7 @@ k8s=$KC_CACHE/kubernetes-$version
 etcd=$KC_CACHE/etcd-$ETCD_VERSION
 coredns=$KC_CACHE/coredns-$COREDNS_VERSION
 flannel=$KC_CACHE/flannel-$FLANNEL_VERSION
+flannel_cni=$KC_CACHE/flannel-cni-$FLANNEL_CNI_SOURCE_VERSION
 pause=$KC_CACHE/pause
 # What every image's key includes: a change to these scripts rebuilds.
 scripts=("$here/lib.sh" "$here/image-lib.sh" "$0")
@@ -86,6 +94,18 @@ debian_image() {
   docker_build images "$image" "$context" --build-arg "BASE=$base"
   rm -rf "$context"
   image_done "$image" "$key"
+}
+
+# alias_image IMAGE ALIAS CHECK: tag IMAGE also as ALIAS (the name an upstream manifest uses),
+# once the shell command CHECK, run in IMAGE, showed that what the manifest runs is there.
+alias_image() {
+  local image=$1 alias=$2 check=$3 id key
+  id=$(docker image inspect -f '{{.Id}}' "$image") || die "tagging $alias failed: no image $image"
+  key=$(inputs_key "${scripts[@]}" "$image" "$id" "$check")
+  image_current "$alias" "$key" && return 0
+  run images docker run --rm --network none --entrypoint /bin/sh "$image" -c "$check"
+  run images docker tag "$image" "$alias"
+  image_done "$alias" "$key"
 }
 
 require_engine
@@ -139,6 +159,12 @@ preload+=("$image")
 wait_done "$flannel" "flannel $FLANNEL_VERSION"
 debian_image "$FLANNEL_IMAGE" "$nettools" "$files/flannel" "$flannel/bin/flanneld"
 preload+=("$FLANNEL_IMAGE" "${nginx[@]}")
+# kube-flannel.yml runs /opt/bin/flanneld, and `cp -f /etc/kube-flannel/cni-conf.json ...` in
+# its install-cni init container.
+alias_image "$FLANNEL_IMAGE" "$UPSTREAM_FLANNEL_IMAGE" \
+  'test -x /opt/bin/flanneld && /opt/bin/flanneld --version && command -v cp'
+wait_done "$flannel_cni" "the flannel CNI plugin $FLANNEL_CNI_SOURCE_VERSION"
+debian_image "$FLANNEL_CNI_PLUGIN_IMAGE" "$BASE_IMAGE" "$files/flannel-cni-plugin" "$flannel_cni/bin/flannel"
 
 printf '%s\n' "${preload[@]}" >"$KC_CACHE/images/preload-$version.txt"
 echo "images ready: ${preload[*]}"

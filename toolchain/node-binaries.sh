@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Builds the node image's other programs from Go modules: etcd, CoreDNS, flanneld, the kind
-# CLI (for the side-by-side benchmark), and toolchain/pause.
+# CLI (for the side-by-side benchmark), toolchain/pause, and what the Kubernetes apt packages
+# ship besides Kubernetes itself: crictl, the CNI plugins and the flannel CNI plugin.
 #
 # Usage: toolchain/node-binaries.sh PIECE VERSION
-#   etcd v3.7.0 | coredns v1.14.6 | flannel v0.27.0 | kind v0.33.0 | pause -
+#   etcd v3.7.0 | coredns v1.14.6 | flannel v0.27.0 | kind v0.33.0 | pause - |
+#   cri-tools v1.37.0 | cni-plugins v1.7.1 | flannel-cni v0.9.1
 # Output: $KC_CACHE/PIECE-VERSION/bin/ (pause: $KC_CACHE/pause/bin/pause).
+#   cri-tools: bin/crictl. cni-plugins: bin/<plugin> for every main package under the module's
+#   plugins/{main,ipam,meta}/ (its Windows-only folder aside), as its release tarball ships them.
+#   flannel-cni: bin/flannel, from github.com/containernetworking/plugins' plugins/meta/flannel
+#   at VERSION (the folder flannel-io/cni-plugin grew from; v0.9.1 is the last release with it).
 # etcd's server module (go.etcd.io/etcd/server/v3, a main package) replaces its sibling
 # modules (api, client/pkg, client/v3, pkg) with local folders: the wrapper pins each to the
 # same release instead. CoreDNS, flannel and kind have no replace lines. flannel is built
@@ -77,6 +83,55 @@ case $piece in
     cd "$src"
     build . pause ""
     ;;
-  *) die "unknown piece '$piece': expected etcd, coredns, flannel, kind or pause" ;;
+  cri-tools)
+    go_wrapper "$src" kc.local/cri-tools
+    cd "$src"
+    echo "require sigs.k8s.io/cri-tools $version" >>go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "sigs.k8s.io/cri-tools/cmd/crictl"\n' >tools.go
+    run cri-tools go mod tidy
+    # `crictl --version` prints pkg/version.Version (upstream's release script sets the tag).
+    build sigs.k8s.io/cri-tools/cmd/crictl crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$version"
+    ;;
+  cni-plugins | flannel-cni)
+    module=github.com/containernetworking/plugins
+    go_wrapper "$src" "kc.local/$piece"
+    cd "$src"
+    echo "require $module $version" >>go.mod
+    run "$piece" go mod download "$module"
+    dir=$(go list -m -f '{{.Dir}}' "$module" 2>>"$KC_CACHE/logs/$piece.log") ||
+      die "building $piece failed: 'go list -m $module' (log: $KC_CACHE/logs/$piece.log)"
+    packages=()
+    if [[ $piece == flannel-cni ]]; then
+      [[ -d $dir/plugins/meta/flannel ]] ||
+        die "building $piece failed: $module $version has no plugins/meta/flannel (v0.9.1 is the last release that has it)"
+      packages=("$module/plugins/meta/flannel")
+    else
+      for plugin in "$dir"/plugins/{main,ipam,meta}/*/; do
+        plugin=${plugin%/}
+        [[ $(basename "$plugin") == windows ]] && continue
+        packages+=("$module/${plugin#"$dir"/}")
+      done
+    fi
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      printf '\t_ "%s"\n' "${packages[@]}"
+      printf ')\n'
+    } >tools.go
+    run "$piece" go mod tidy
+    # Only main packages become plugins (a library folder there would be a mistake upstream).
+    for package in "${packages[@]}"; do
+      [[ $(go list -f '{{.Name}}' "$package" 2>>"$KC_CACHE/logs/$piece.log") == main ]] ||
+        die "building $piece failed: $package is not a main package"
+    done
+    # Static, with the version the plugins print (`CNI <plugin> plugin <version>`), as upstream's
+    # release builds them. One `go build` for all of them compiles the shared packages once.
+    ldflags="-s -w -X $module/pkg/utils/buildversion.BuildVersion=$version"
+    mkdir -p "$out/bin"
+    run "$piece" env CGO_ENABLED=0 go build "${flags[@]}" -ldflags "$ldflags" -o "$out/bin/" "${packages[@]}"
+    for package in "${packages[@]}"; do
+      [[ -x $out/bin/$(basename "$package") ]] || die "building $piece failed: no $out/bin/$(basename "$package")"
+    done
+    ;;
+  *) die "unknown piece '$piece': expected etcd, coredns, flannel, kind, pause, cri-tools, cni-plugins or flannel-cni" ;;
 esac
 mark_built "$out"

@@ -6,6 +6,17 @@
 KUBERNETES_VERSION=v1.37.2
 FLANNEL_VERSION=v0.27.4
 KIND_VERSION=v0.33.0
+# What the Kubernetes apt packages ship besides Kubernetes (toolchain/kubernetes-apt-repo.sh):
+# crictl (package cri-tools, the release of the same minor) and the CNI plugins (package
+# kubernetes-cni).
+CRI_TOOLS_VERSION=v1.37.0
+CNI_PLUGINS_VERSION=v1.7.1
+# The flannel CNI plugin: flannel-io/cni-plugin's module is refused by the Go module proxy, so it
+# is built from its ancestor, plugins/meta/flannel of github.com/containernetworking/plugins;
+# v0.9.1 is the last release that still has that folder. Its image is tagged as flannel
+# FLANNEL_VERSION's kube-flannel.yml names it (flannel-cni-plugin:TAG, see images.sh).
+FLANNEL_CNI_SOURCE_VERSION=v0.9.1
+FLANNEL_CNI_PLUGIN_TAG=v1.8.0-flannel1
 
 # kubeadm_image_versions KUBEADM VERSION: set ETCD_VERSION (module version, like v3.7.0),
 # ETCD_TAG, COREDNS_VERSION and PAUSE_TAG to what that kubeadm names for Kubernetes VERSION.
