@@ -12,7 +12,8 @@ test: lint go-test $(STAMP)
 	$(BIN)/python -m pytest
 
 # The Go programs made here (toolchain/): the stand-in provider plugins' tests, vet for all.
-GO_MODULES = toolchain/pulumi-resource-command toolchain/pulumi-resource-docker
+GO_MODULES = toolchain/pulumi-resource-command toolchain/pulumi-resource-docker \
+	toolchain/internet-standin
 go-test:
 	for module in $(GO_MODULES); do (cd $$module && GOFLAGS=-mod=readonly go vet ./... && GOFLAGS=-mod=readonly go test -count=1 ./...) || exit 1; done
 
@@ -38,7 +39,7 @@ tools:
 	toolchain/build.sh
 
 e2e: tools $(STAMP)
-	$(BIN)/python -m pytest tests/e2e $(if $(filter 1,$(KEEP)),--deselect tests/e2e/test_dev_stack.py::test_destroy_leaves_nothing_behind)
+	$(BIN)/python -m pytest tests/e2e $(if $(filter 1,$(KEEP)),--deselect tests/e2e/test_dev_stack.py::test_destroy_leaves_nothing_behind --deselect tests/e2e/test_machines_stack.py::test_destroy_resets_every_machine)
 
 # eval "$$(make -s e2e-env)": the e2e's tools, backend and kubeconfig in this shell.
 e2e-env:

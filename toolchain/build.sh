@@ -7,7 +7,9 @@
 # Builds: the Pulumi CLI and Python language host (at requirements.txt's `pulumi==`), the
 # command, docker and kubernetes provider plugins (at their requirements.txt pins), Kubernetes
 # (versions.sh), etcd, CoreDNS and pause (the versions this kubeadm asks for), flanneld, the
-# kind CLI, the component and app images, and the node image kubeadm-cluster/node:VERSION.
+# kind CLI, crictl, the CNI plugins and the flannel CNI plugin, the component and app images,
+# the node image kubeadm-cluster/node:VERSION, and a signed apt repository of Kubernetes
+# packages laid out like the community one (kubernetes-apt-repo.sh).
 # A failed piece stops the build with one line naming it and the command that failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +56,15 @@ step "coredns $COREDNS_VERSION" "$here/node-binaries.sh" coredns "$COREDNS_VERSI
 step "flannel $FLANNEL_VERSION" "$here/node-binaries.sh" flannel "$FLANNEL_VERSION"
 step "kind $KIND_VERSION" "$here/node-binaries.sh" kind "$KIND_VERSION"
 step "pause" "$here/node-binaries.sh" pause -
+step "cri-tools $CRI_TOOLS_VERSION" "$here/node-binaries.sh" cri-tools "$CRI_TOOLS_VERSION"
+step "cni-plugins $CNI_PLUGINS_VERSION" "$here/node-binaries.sh" cni-plugins "$CNI_PLUGINS_VERSION"
+step "flannel-cni $FLANNEL_CNI_SOURCE_VERSION" "$here/node-binaries.sh" flannel-cni "$FLANNEL_CNI_SOURCE_VERSION"
+step "apt repo $KUBERNETES_VERSION" "$here/kubernetes-apt-repo.sh" "$KUBERNETES_VERSION" \
+  "$CRI_TOOLS_VERSION" "$CNI_PLUGINS_VERSION"
+# The e2e's internet stand-in for the machines target (tests/e2e/internet.py).
+step "registry" "$here/registry.sh"
+step "internet stand-in" "$here/internet-standin.sh"
+step "test CA" "$here/test-ca.sh"
 step "docker runtime" "$here/docker-runtime.sh"
 step "node image $KUBERNETES_VERSION" "$here/node-image.sh" "$KUBERNETES_VERSION"
 

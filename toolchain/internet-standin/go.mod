@@ -1,0 +1,3 @@
+module kc.local/internet-standin
+
+go 1.26
