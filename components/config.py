@@ -101,8 +101,11 @@ APP_KEYS = frozenset(
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """One bad configuration value: which key, what value, what was expected."""
+class ConfigError(pulumi.RunError, ValueError):
+    """One bad configuration value: which key, what value, what was expected.
+
+    A pulumi.RunError, so `pulumi up` prints the message alone, with no Python traceback.
+    """
 
     def __init__(self, key: str, value: object, expected: str) -> None:
         self.key = key

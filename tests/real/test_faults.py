@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,3 +299,25 @@ def test_install_waits_for_the_package_lists_lock_beyond_its_retries(machine: Ma
     assert "attempt 1/3 failed" not in run.stderr, run.describe()
     assert waited >= LOCK_SECONDS - 1, run.describe()
     assert_runtime_works(machine)
+
+
+CGROUP_V1_HOST = not Path("/sys/fs/cgroup/cgroup.controllers").exists()
+
+
+def test_cgroup_v1_is_refused_from_kubernetes_1_35_unless_allowed(machine: Machine) -> None:
+    """kubelet 1.35+ refuses cgroup v1 (KEP-5573): preflight says so before anything is
+    installed, unless the stack allows it. (The machines share this host's cgroup version.)"""
+    refused = machine.run_script("preflight.sh", {"KUBERNETES_VERSION": "1.37"})
+    allowed = machine.run_script(
+        "preflight.sh", {"KUBERNETES_VERSION": "1.37", "ALLOW_CGROUP_V1": "true"}
+    )
+    older = machine.run_script("preflight.sh", {"KUBERNETES_VERSION": "1.34"})
+    assert allowed.returncode == 0 and older.returncode == 0, allowed.describe() + older.describe()
+    if CGROUP_V1_HOST:
+        refused.one_error("this host uses cgroup v1, which kubelet 1.37 refuses to run on",
+                          "systemd.unified_cgroup_hierarchy=1", "allowCgroupV1")
+        assert "kubeadm skips its SystemVerification check (allowCgroupV1)" in allowed.stderr
+        assert "cgroup v1, which Kubernetes deprecates; kubelet 1.34 still runs" in older.stderr
+    else:
+        assert refused.returncode == 0, refused.describe()
+        assert "cgroup v2 (unified hierarchy)" in refused.stderr
