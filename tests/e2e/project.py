@@ -20,6 +20,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,11 @@ def e2e_stack_file(shipped: str, image: str, app_image: str) -> str:
     return text
 
 
+def dev_stack_file() -> str:
+    shipped = (ROOT / "Pulumi.dev.yaml").read_text()
+    return e2e_stack_file(shipped, node_image(), APP_IMAGE)
+
+
 def environment() -> dict[str, str]:
     """The environment every e2e command runs in: the built tools first on PATH."""
     env = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG", "KUBECONFIG")}
@@ -90,10 +96,17 @@ class Result:
 
 
 class Workspace:
-    """The e2e project folder, its stack, and runners for `pulumi`, `kubectl` and `docker`."""
+    """The e2e project folder, one stack in it, and runners for `pulumi`, `kubectl`, `docker`.
 
-    def __init__(self) -> None:
+    `stack_file` makes the stack's Pulumi.<stack>.yaml text (default: the dev stack's e2e copy);
+    each stack has its own kubeconfig file.
+    """
+
+    def __init__(self, stack: str = STACK, stack_file: Callable[[], str] | None = None) -> None:
         self.env = environment()
+        self.stack = stack
+        self.stack_file = stack_file or dev_stack_file
+        self.kubeconfig = KUBECONFIG if stack == STACK else E2E_DIR / f"kubeconfig-{stack}"
         self._count = 0
 
     # -- setup ------------------------------------------------------------------------------
@@ -120,8 +133,7 @@ class Workspace:
         self.reset_stack_file()
 
     def reset_stack_file(self) -> None:
-        shipped = (ROOT / "Pulumi.dev.yaml").read_text()
-        (PROJECT / "Pulumi.dev.yaml").write_text(e2e_stack_file(shipped, node_image(), APP_IMAGE))
+        (PROJECT / f"Pulumi.{self.stack}.yaml").write_text(self.stack_file())
 
     def stack_exists(self) -> bool:
         result = self.run(["pulumi", "stack", "ls", "--json"], check=False)
@@ -129,14 +141,14 @@ class Workspace:
             stacks = json.loads(result.stdout or "[]")
         except json.JSONDecodeError:
             return False
-        return any(s.get("name") == STACK for s in stacks)
+        return any(s.get("name") == self.stack for s in stacks)
 
     def fresh_stack(self) -> None:
         """Destroy what an earlier run left, then start from an empty file backend."""
         if self.stack_exists():
             self.pulumi("destroy", "--yes", "--skip-preview")
             self.pulumi("stack", "rm", "--yes", "--force")
-        self.pulumi("stack", "init", STACK, "--secrets-provider", "passphrase", stack=False)
+        self.pulumi("stack", "init", self.stack, "--secrets-provider", "passphrase", stack=False)
         # `stack rm` deletes the stack file, and an old run may have changed it: write it anew.
         self.reset_stack_file()
 
@@ -145,7 +157,7 @@ class Workspace:
     def run(self, args: list[str], check: bool = True, timeout: float = PULUMI_TIMEOUT,
             input: str | None = None) -> Result:
         self._count += 1
-        words = "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", a) for a in args[:4]
+        words = f"{self.stack}-" + "-".join(re.sub(r"[^A-Za-z0-9.]+", "_", a) for a in args[:4]
                          if not a.startswith("-") and "/" not in a)
         log = LOGS / f"{self._count:02d}-{words}.log"
         start = time.monotonic()
@@ -163,7 +175,7 @@ class Workspace:
         return Result(args, proc.stdout, proc.stderr, seconds)
 
     def pulumi(self, *args: str, stack: bool = True, check: bool = True) -> Result:
-        extra = ["--stack", STACK] if stack else []
+        extra = ["--stack", self.stack] if stack else []
         return self.run(["pulumi", *args, *extra, "--non-interactive"], check=check)
 
     def up(self) -> Result:
@@ -187,12 +199,12 @@ class Workspace:
 
     def write_kubeconfig(self) -> Path:
         kubeconfig = self.outputs()["kubeconfig"]
-        KUBECONFIG.touch(mode=0o600)
-        KUBECONFIG.write_text(kubeconfig)
-        return KUBECONFIG
+        self.kubeconfig.touch(mode=0o600)
+        self.kubeconfig.write_text(kubeconfig)
+        return self.kubeconfig
 
     def kubectl(self, *args: str, check: bool = True, timeout: float = 300) -> str:
-        return self.run(["kubectl", "--kubeconfig", str(KUBECONFIG), *args], check=check,
+        return self.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], check=check,
                         timeout=timeout).stdout
 
     def docker(self, *args: str) -> str:
