@@ -170,8 +170,12 @@ class Workspace:
         log.write_text(f"$ {shlex.join(args)}\n# exit {proc.returncode} after {seconds:.1f}s\n"
                        f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}\n")
         if check and proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-40:])
-            raise E2EError(f"`{shlex.join(args)}` exited {proc.returncode} (log: {log}):\n{tail}")
+            lines = (proc.stdout + proc.stderr).strip().splitlines()
+            # The engine prints a failed step's error early and a summary last: give both.
+            errors = list(dict.fromkeys(line.strip() for line in lines if "error:" in line))[:8]
+            tail = "\n".join(lines[-40:])
+            raise E2EError(f"`{shlex.join(args)}` exited {proc.returncode} (log: {log}):\n"
+                           + "".join(f"{line}\n" for line in errors) + f"...\n{tail}")
         return Result(args, proc.stdout, proc.stderr, seconds)
 
     def pulumi(self, *args: str, stack: bool = True, check: bool = True) -> Result:
@@ -228,13 +232,18 @@ def main(argv: list[str]) -> int:
         print(shell_env())
         return 0
     if argv == ["down"]:
-        workspace = Workspace()
-        if not PROJECT.exists() or not workspace.stack_exists():
-            print("e2e-down: no e2e stack to destroy")
-            return 0
-        workspace.pulumi("destroy", "--yes", "--skip-preview")
-        workspace.pulumi("stack", "rm", "--yes", "--force")
-        print("e2e-down: the e2e stack is destroyed")
+        from tests.e2e.fleet import Fleet
+
+        for stack in (STACK, "machines"):
+            workspace = Workspace(stack, lambda: "")
+            if not PROJECT.exists() or not workspace.stack_exists():
+                print(f"e2e-down: no {stack} stack to destroy")
+                continue
+            workspace.pulumi("destroy", "--yes", "--skip-preview")
+            workspace.pulumi("stack", "rm", "--yes", "--force")
+            print(f"e2e-down: the {stack} stack is destroyed")
+        Fleet(E2E_DIR / "machines", [], "").remove_all()
+        print("e2e-down: no machine container is left")
         return 0
     print("usage: python -m tests.e2e.project env|down", file=sys.stderr)
     return 2
