@@ -32,7 +32,8 @@ from components.transport import CommandResource, Step, Transport
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 KUBECTL = f"kubectl --kubeconfig={ADMIN_KUBECONFIG}"
 JOIN_TOKEN_TTL = "15m"
-INSTALL_SCRIPTS = ("preflight.sh", "install-runtime.sh", "install-kubeadm.sh")
+# kubeadm before the runtime: containerd's sandbox image is the pause image kubeadm names.
+INSTALL_SCRIPTS = ("preflight.sh", "install-kubeadm.sh", "install-runtime.sh")
 READY_TIMEOUT_SECONDS = 900
 DRAIN_TIMEOUT = "300s"
 # Where kubeadm's API server listens on the control-plane node (kubeadm-init.sh's default).

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs Docker and containerd and configures both for kubelet: containerd with its CRI plugin
-# enabled and runc's SystemdCgroup = true, dockerd with the systemd cgroup driver.
+# enabled, runc's SystemdCgroup = true and, when kubeadm is installed, the sandbox (pause) image
+# that kubeadm uses for its version (not containerd's own default, which lags behind); dockerd
+# with the systemd cgroup driver.
 # Environment:
 #   PACKAGE_SOURCE  docker (default): Docker's apt repository for this ubuntu/debian release,
 #                   packages docker-ce docker-ce-cli containerd.io;
@@ -96,6 +98,24 @@ set_systemd_cgroup() {
     '
 }
 
+# The pause image the installed kubeadm uses for its version ("registry.k8s.io/pause:3.10.2"),
+# or nothing when kubeadm is not installed (the install step installs it before the runtime).
+kubeadm_pause_image() {
+    command -v kubeadm >/dev/null 2>&1 || return 0
+    local version
+    version=$(kubeadm version -o short 2>/dev/null) || return 0
+    [[ $version =~ ^v1\.[0-9]+\.[0-9]+ ]] || return 0
+    kubeadm config images list --kubernetes-version "${BASH_REMATCH[0]}" 2>/dev/null |
+        grep -m1 -E '/pause:[^[:space:]]+$' || true
+}
+
+# Point the CRI plugin's sandbox image at IMAGE: `sandbox_image` in a config version 2 (containerd
+# 1.x), `sandbox` under pinned_images in version 3 (containerd 2.x). Config on stdin and stdout.
+set_sandbox_image() {
+    sed -E -e "s#^([[:space:]]*)sandbox_image[[:space:]]*=.*#\1sandbox_image = \"$1\"#" \
+        -e "s#^([[:space:]]*)sandbox[[:space:]]*=.*#\1sandbox = '$1'#"
+}
+
 containerd_config() {
     local default
     default=$(containerd config default) || die "containerd config default failed"
@@ -119,9 +139,18 @@ restart_when_written() {
 
 configure_containerd() {
     require_cmd containerd
-    local content
+    local content pause
     content=$(containerd_config)
     grep -q 'SystemdCgroup = true' <<<"$content" || die "could not set SystemdCgroup = true"
+    pause=$(kubeadm_pause_image)
+    if [[ -n $pause ]]; then
+        content=$(set_sandbox_image "$pause" <<<"$content")
+        grep -qF "$pause" <<<"$content" ||
+            die "containerd's default config has no sandbox image setting to point at ${pause}"
+        log_info "sandbox (pause) image: ${pause}, the one kubeadm $(kubeadm version -o short) uses"
+    else
+        log_info "kubeadm is not installed: containerd keeps its default sandbox (pause) image"
+    fi
     write_file_if_changed "$CONTAINERD_CONFIG" 0644 <<<"$content"
     restart_when_written containerd "$CONTAINERD_CONFIG" \
         "containerd config written (CRI enabled, SystemdCgroup = true)"

@@ -8,8 +8,9 @@ cannot reach:
   kubelet, kubeadm and kubectl (and its Release.key);
 - https://github.com/flannel-io/flannel/releases/download/VERSION/kube-flannel.yml —
   kubeadm-init.sh's pod network manifest;
-- registry.k8s.io — the control-plane images kubeadm names, and containerd's own default
-  sandbox image (`sandbox_image` of Debian bookworm's containerd 1.6.20: pause:3.6);
+- registry.k8s.io — the images kubeadm names (install-runtime.sh gives containerd kubeadm's
+  pause image as its sandbox image, so containerd's own default, pause:3.6 in Debian bookworm's
+  1.6.20, is deliberately not served: a regression fails the pulls);
 - ghcr.io — flannel's images, which that manifest names.
 
 `InternetStandin` stands in for all four on one address, the machines' Docker network
@@ -80,7 +81,7 @@ STATE_DIR = E2E_DIR / "internet"
 # served image is one too); every other stand-in host serves files.
 REGISTRY_HOSTS = ("registry.k8s.io", "ghcr.io")
 # What Debian bookworm's containerd (1.6.20) names as `sandbox_image` in `containerd config
-# default`: the machines' containerd pulls it unless its config names kubeadm's pause.
+# default`; not served (see the module docstring).
 CONTAINERD_SANDBOX_IMAGE = "registry.k8s.io/pause:3.6"
 # Pushes at once: the engine compresses each image's layers while it pushes, so a cold start
 # is bound by CPU; a few at once keep both cores of a small machine busy.
@@ -132,8 +133,8 @@ def flannel_manifest() -> Path:
 
 def default_images() -> list[Image]:
     """Every image a machines cluster pulls, each served under its own name from the local
-    image of that name: kubeadm's list for KUBERNETES_VERSION, its pause image once more as
-    containerd's default sandbox image, and the images flannel's manifest names (built first:
+    image of that name: kubeadm's list for KUBERNETES_VERSION and the images flannel's manifest
+    names (built first:
     `toolchain/build.sh`, or `InternetStandin.build()`)."""
     version = kubernetes_version()
     kubeadm = KC_CACHE / f"kubernetes-{version}" / "bin" / "kubeadm"
@@ -149,7 +150,6 @@ def default_images() -> list[Image]:
         raise StandinError(f"{manifest} is missing: run toolchain/internet-standin.sh")
     flannel = re.findall(r"(?m)^\s*image:\s*(\S+)\s*$", manifest.read_text())
     images = [Image(name, name) for name in listed]
-    images.append(Image(CONTAINERD_SANDBOX_IMAGE, pause[0]))
     images += [Image(name, name) for name in dict.fromkeys(flannel)]
     return images
 

@@ -176,6 +176,10 @@ def test_up_gives_ready_nodes_flannel_and_the_app(workspace: Workspace, fleet: F
         assert machine.sh("kubeadm version -o short").strip() == "v1.37.2"
         held = machine.sh("apt-mark showhold").split()
         assert {"kubelet", "kubeadm", "kubectl"} <= set(held)
+        # containerd's sandbox image is kubeadm's pause, not its own default (pause:3.6).
+        pause = machine.sh("kubeadm config images list --kubernetes-version v1.37.2 | grep pause")
+        assert f'sandbox_image = "{pause.strip()}"' in machine.sh("cat /etc/containerd/config.toml")
+        assert "pause:3.6" not in machine.sh("ctr -n k8s.io images ls -q")
         # packageSource distro: the runtime is Debian's own (its versions end in +debNN...).
         for package in ("containerd", "docker.io"):
             assert "deb12" in machine.sh(f"dpkg-query -W -f='${{Version}}' {package}"), package

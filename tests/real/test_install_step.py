@@ -122,6 +122,25 @@ def test_install_step_installs_runtime_and_kubeadm_packages(installed: dict[str,
     assert "v1.31.4" in machine.sh("kubeadm version -o short")
 
 
+def test_install_step_gives_containerd_the_pause_image_kubeadm_uses(
+    installed: dict[str, Any],
+) -> None:
+    """Not containerd's own default (pause:3.6 in Debian's 1.6.20 and older in others): kubeadm
+    is installed first, and install-runtime.sh writes what `kubeadm config images list` names
+    (the stand-in kubeadm names registry.k8s.io/pause:3.10)."""
+    machine: Machine = installed["machine"]
+    first: ScriptRun = installed["first"]
+    config = machine.sh(
+        "grep -E '^[[:space:]]*sandbox_image[[:space:]]*=' /etc/containerd/config.toml"
+    )
+    assert config.strip() == 'sandbox_image = "registry.k8s.io/pause:3.10"'
+    assert "sandbox (pause) image: registry.k8s.io/pause:3.10" in first.stderr
+    order = [first.stderr.index(f"==> {script}:") for script in INSTALL_SCRIPTS]
+    assert order == sorted(order) and INSTALL_SCRIPTS.index("install-kubeadm.sh") < (
+        INSTALL_SCRIPTS.index("install-runtime.sh")
+    )
+
+
 def test_install_step_trusts_only_the_configured_repository_key(
     installed: dict[str, Any], repo: dict[str, Any]
 ) -> None:

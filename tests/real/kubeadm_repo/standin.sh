@@ -5,4 +5,7 @@
 printf '%s\n' "@PROGRAM@ $*" >>/var/log/kubeadm-repo-standins.log
 case ${1:-} in
     version | --version) printf '%s\n' "v@UPSTREAM@ (stand-in @PROGRAM@)" ;;
+    # `kubeadm config images list`: the pause image is what install-runtime.sh reads.
+    config) [ "${2:-} ${3:-}" = "images list" ] &&
+        printf '%s\n' registry.k8s.io/kube-apiserver:v@UPSTREAM@ registry.k8s.io/pause:3.10 ;;
 esac
