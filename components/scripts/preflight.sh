@@ -44,6 +44,10 @@ check_cgroups() {
     fi
     local wanted=${KUBERNETES_VERSION:-}
     wanted=${wanted#v}
+    if [[ -z $wanted ]]; then
+        log_warn "this host uses cgroup v1, which kubelet 1.35 and newer refuses to run on (KUBERNETES_VERSION not given)"
+        return 0
+    fi
     if [[ $wanted =~ ^1\.([0-9]+) ]] && [[ ${BASH_REMATCH[1]} -lt 35 ]]; then
         log_warn "this host uses cgroup v1, which Kubernetes deprecates; kubelet ${wanted} still runs on it"
         return 0
@@ -52,7 +56,7 @@ check_cgroups() {
         log_warn "this host uses cgroup v1: kubelet runs with failCgroupV1: false and kubeadm skips its SystemVerification check (allowCgroupV1)"
         return 0
     fi
-    die "this host uses cgroup v1, which kubelet ${wanted:-1.35+} refuses to run on: boot it with cgroup v2 (kernel parameter systemd.unified_cgroup_hierarchy=1, the default on current distributions), or set the stack's allowCgroupV1 to true"
+    die "this host uses cgroup v1, which kubelet ${wanted} refuses to run on: boot it with cgroup v2 (kernel parameter systemd.unified_cgroup_hierarchy=1, the default on current distributions), or set the stack's allowCgroupV1 to true"
 }
 
 disable_swap() {
