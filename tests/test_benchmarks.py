@@ -133,3 +133,13 @@ def test_a_missing_timings_file_is_reported_not_invented(tmp_path: Path) -> None
     text, met = bringup.report([case], 8, tmp_path / "absent.json")
     assert "no measurement" in text and "| n/a |" in text
     assert met
+
+
+def test_the_machines_benchmark_table_lists_every_round_in_order() -> None:
+    from benchmarks import machines
+
+    text = machines.table([
+        {"workers": 1, "bring_up": 70.31, "destroy": 15.44},
+        {"workers": 4, "bring_up": 113.8, "destroy": 17.4},
+    ])
+    assert text.splitlines()[2:] == ["| 1 + 1 | 70.3 s | 15.4 s |", "| 1 + 4 | 113.8 s | 17.4 s |"]
