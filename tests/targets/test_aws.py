@@ -501,8 +501,9 @@ def test_install_step_carries_package_source_login_user_and_version(
                      "export PACKAGE_SOURCE=distro"):
             assert line + "\n" in stdin, (node, line)
         # The three scripts, in order, after the inputs.
+        # kubeadm before the runtime: containerd's sandbox image is the pause kubeadm names.
         assert stdin.index("SCRIPT_NAME=preflight.sh") < stdin.index(
-            "SCRIPT_NAME=install-runtime.sh") < stdin.index("SCRIPT_NAME=install-kubeadm.sh")
+            "SCRIPT_NAME=install-kubeadm.sh") < stdin.index("SCRIPT_NAME=install-runtime.sh")
 
 
 # ---------------------------------------------------------------------------------------------
