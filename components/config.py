@@ -460,154 +460,168 @@ def optional(values: Mapping[str, object], key: str, parse: Callable[[object], T
 # Sections
 
 
-def parse_cluster(values: Mapping[str, object]) -> ClusterConfig:
-    version = optional(
-        values,
-        "kubernetesVersion",
+def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> ClusterConfig | None:
+    """kubernetesVersion, podCidr, serviceCidr, allowCgroupV1; problems go to `errors`."""
+    found = len(errors.errors)
+    version = errors.check(lambda: optional(
+        values, "kubernetesVersion",
         lambda raw: parse_kubernetes_version("kubernetesVersion", raw),
         DEFAULT_KUBERNETES_VERSION,
-    )
-    pod_cidr = optional(
+    ))
+    pod_cidr = errors.check(lambda: optional(
         values, "podCidr", lambda raw: parse_network_prefix("podCidr", raw, 8, 22), "10.244.0.0/16"
-    )
-    service_cidr = optional(
-        values,
-        "serviceCidr",
-        lambda raw: parse_network_prefix("serviceCidr", raw, 12, 28),
+    ))
+    service_cidr = errors.check(lambda: optional(
+        values, "serviceCidr", lambda raw: parse_network_prefix("serviceCidr", raw, 12, 28),
         "10.96.0.0/12",
-    )
-    if overlaps(pod_cidr, service_cidr):
-        raise ConfigError(
+    ))
+    if pod_cidr is not None and service_cidr is not None and overlaps(pod_cidr, service_cidr):
+        errors.add(
             "serviceCidr", service_cidr, f"a network that does not overlap podCidr {pod_cidr}"
         )
-    allow_cgroup_v1 = optional(
+    allow_cgroup_v1 = errors.check(lambda: optional(
         values, "allowCgroupV1", lambda v: parse_bool("allowCgroupV1", v), False
-    )
-    return ClusterConfig(version, pod_cidr, service_cidr, allow_cgroup_v1)
+    ))
+    if len(errors.errors) > found:
+        return None
+    assert version is not None and pod_cidr is not None and service_cidr is not None
+    return ClusterConfig(version, pod_cidr, service_cidr, bool(allow_cgroup_v1))
 
 
 def parse_app(
     index: int, raw: object, default_namespace: str, local: LocalConfig | None
 ) -> AppConfig:
+    """One entry of `apps`; every problem in it is raised together (ConfigErrors)."""
     where = f"apps[{index}]"
     entry = parse_json_object(where, raw)
-    unknown = sorted(set(entry) - APP_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", entry[unknown[0]], "one of the app keys " +
-                          ", ".join(sorted(APP_KEYS)))
+    errors = ErrorCollector()
+    for unknown in sorted(set(entry) - APP_KEYS):
+        errors.add(f"{where}.{unknown}", entry[unknown],
+                   "one of the app keys " + ", ".join(sorted(APP_KEYS)))
     for required in ("name", "image", "port"):
         if entry.get(required) in (None, ""):
-            raise ConfigError(f"{where}.{required}", None, f"a value for {required}")
+            errors.add(f"{where}.{required}", None, f"a value for {required}")
 
     def key(name: str) -> str:
         return f"{where}.{name}"
 
-    name = parse_regex(
-        key("name"),
-        entry["name"],
-        DNS1123_LABEL,
+    def given(name: str, parse: Callable[[object], T]) -> T | None:
+        """A required field's value, or None when it is missing (already reported) or bad."""
+        if entry.get(name) in (None, ""):
+            return None
+        return errors.check(lambda: parse(entry[name]))
+
+    def quantity(name: str, pattern: re.Pattern[str], expected: str, default: str) -> str | None:
+        return errors.check(lambda: optional(
+            entry, name, lambda v: parse_regex(key(name), v, pattern, expected), default))
+
+    name = given("name", lambda v: parse_regex(
+        key("name"), v, DNS1123_LABEL,
         "a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a "
         "letter or digit, at most 63 characters",
-    )
-    if len(name) > 63:
-        raise ConfigError(key("name"), name, "a DNS-1123 label of at most 63 characters")
-    namespace = optional(
-        entry,
-        "namespace",
+    ))
+    if name is not None and len(name) > 63:
+        errors.add(key("name"), name, "a DNS-1123 label of at most 63 characters")
+    namespace = errors.check(lambda: optional(
+        entry, "namespace",
         lambda v: parse_regex(key("namespace"), v, DNS1123_LABEL, "a DNS-1123 label"),
         default_namespace,
-    )
-    service_type = parse_choice(
+    ))
+    service_type = errors.check(lambda: parse_choice(
         key("serviceType"), entry.get("serviceType", "NodePort"),
         ("NodePort", "ClusterIP", "LoadBalancer"),
-    )
-    node_port = optional(
+    ))
+    node_port = errors.check(lambda: optional(
         entry, "nodePort", lambda v: parse_int(key("nodePort"), v, NODE_PORT_MIN, NODE_PORT_MAX),
         None,
-    )
+    ))
     if node_port is not None and service_type == "ClusterIP":
-        raise ConfigError(key("nodePort"), node_port, "no nodePort when serviceType is ClusterIP")
-    if local is not None and service_type != "ClusterIP":
-        first, last = local.node_port_first, local.node_port_last
-        if node_port is None or node_port not in local.node_ports:
-            raise ConfigError(
-                key("nodePort"),
-                node_port,
-                f"a nodePort from {first} to {last} (localNodePorts: the ports the local node "
-                "publishes on 127.0.0.1)",
-            )
-    capabilities = tuple(
-        parse_regex(f"{key('capabilities')}[{i}]", cap, CAPABILITY,
-                    "a Linux capability name such as NET_BIND_SERVICE")
-        for i, cap in enumerate(parse_json_list(key("capabilities"), entry.get("capabilities", [])))
-    )
+        errors.add(key("nodePort"), node_port, "no nodePort when serviceType is ClusterIP")
+    elif local is not None and service_type not in (None, "ClusterIP") and (
+        entry.get("nodePort") in (None, "") or node_port is not None
+    ) and (node_port is None or node_port not in local.node_ports):
+        errors.add(
+            key("nodePort"), node_port,
+            f"a nodePort from {local.node_port_first} to {local.node_port_last} "
+            "(localNodePorts: the ports the local node publishes on 127.0.0.1)",
+        )
+    capabilities_raw = errors.check(
+        lambda: parse_json_list(key("capabilities"), entry.get("capabilities", []))) or []
+
+    def capability(i: int, cap: object) -> str | None:
+        return errors.check(lambda: parse_regex(
+            f"{key('capabilities')}[{i}]", cap, CAPABILITY,
+            "a Linux capability name such as NET_BIND_SERVICE"))
+
+    capabilities = [capability(i, cap) for i, cap in enumerate(capabilities_raw)]
+    image = given("image", lambda v: parse_image(key("image"), v))
+    replicas = errors.check(lambda: optional(
+        entry, "replicas", lambda v: parse_int(key("replicas"), v, 0, 1000), 1))
+    port = given("port", lambda v: parse_int(key("port"), v, 1, 65535))
+    cpu_request = quantity("cpuRequest", QUANTITY_CPU, "a CPU quantity like 100m", "50m")
+    cpu_limit = quantity("cpuLimit", QUANTITY_CPU, "a CPU quantity like 500m", "500m")
+    memory_request = quantity("memoryRequest", QUANTITY_MEMORY, "a memory quantity like 64Mi",
+                              "64Mi")
+    memory_limit = quantity("memoryLimit", QUANTITY_MEMORY, "a memory quantity like 128Mi",
+                            "128Mi")
+    errors.raise_if_any()
     return AppConfig(
-        name=name,
-        image=parse_image(key("image"), entry["image"]),
-        replicas=optional(entry, "replicas", lambda v: parse_int(key("replicas"), v, 0, 1000), 1),
-        port=parse_int(key("port"), entry["port"], 1, 65535),
-        service_type=service_type,  # type: ignore[arg-type]
+        name=cast(str, name),
+        image=cast(str, image),
+        replicas=cast(int, replicas),
+        port=cast(int, port),
+        service_type=cast(ServiceType, service_type),
         node_port=node_port,
-        namespace=namespace,
-        cpu_request=optional(
-            entry, "cpuRequest",
-            lambda v: parse_regex(key("cpuRequest"), v, QUANTITY_CPU, "a CPU quantity like 100m"),
-            "50m",
-        ),
-        cpu_limit=optional(
-            entry, "cpuLimit",
-            lambda v: parse_regex(key("cpuLimit"), v, QUANTITY_CPU, "a CPU quantity like 500m"),
-            "500m",
-        ),
-        memory_request=optional(
-            entry, "memoryRequest",
-            lambda v: parse_regex(
-                key("memoryRequest"), v, QUANTITY_MEMORY, "a memory quantity like 64Mi"
-            ),
-            "64Mi",
-        ),
-        memory_limit=optional(
-            entry, "memoryLimit",
-            lambda v: parse_regex(
-                key("memoryLimit"), v, QUANTITY_MEMORY, "a memory quantity like 128Mi"
-            ),
-            "128Mi",
-        ),
-        capabilities=capabilities,
+        namespace=cast(str, namespace),
+        cpu_request=cast(str, cpu_request),
+        cpu_limit=cast(str, cpu_limit),
+        memory_request=cast(str, memory_request),
+        memory_limit=cast(str, memory_limit),
+        capabilities=tuple(cast(str, cap) for cap in capabilities),
     )
 
 
 def parse_apps(
-    values: Mapping[str, object], local: LocalConfig | None
-) -> tuple[AppConfig, ...]:
-    default_namespace = optional(
+    values: Mapping[str, object], local: LocalConfig | None, errors: ErrorCollector
+) -> tuple[AppConfig, ...] | None:
+    """Every app, each checked on its own; problems go to `errors` (None when any)."""
+    found = len(errors.errors)
+    default_namespace = errors.check(lambda: optional(
         values,
         "appsNamespace",
         lambda v: parse_regex("appsNamespace", v, DNS1123_LABEL, "a DNS-1123 label"),
         "apps",
-    )
-    raw_apps = optional(values, "apps", lambda v: parse_json_list("apps", v), [DEFAULT_APP])
-    apps = tuple(
-        parse_app(i, raw, default_namespace, local) for i, raw in enumerate(raw_apps)
-    )
+    )) or "apps"
+    raw_apps = errors.check(
+        lambda: optional(values, "apps", lambda v: parse_json_list("apps", v), [DEFAULT_APP])
+    ) or []
+
+    def one_app(index: int, raw: object) -> AppConfig | None:
+        return errors.check(lambda: parse_app(index, raw, default_namespace, local))
+
+    parsed = [one_app(i, raw) for i, raw in enumerate(raw_apps)]
     seen: dict[tuple[str, str], int] = {}
     ports: dict[int, int] = {}
-    for i, app in enumerate(apps):
+    for i, app in enumerate(parsed):
+        if app is None:
+            continue
         if (app.namespace, app.name) in seen:
-            raise ConfigError(
+            errors.add(
                 f"apps[{i}].name", app.name,
                 f"a name not used by apps[{seen[(app.namespace, app.name)]}] in namespace "
                 f"{app.namespace}",
             )
-        seen[(app.namespace, app.name)] = i
+        seen.setdefault((app.namespace, app.name), i)
         if app.node_port is not None:
             if app.node_port in ports:
-                raise ConfigError(
+                errors.add(
                     f"apps[{i}].nodePort", app.node_port,
                     f"a nodePort not used by apps[{ports[app.node_port]}]",
                 )
-            ports[app.node_port] = i
-    return apps
+            ports.setdefault(app.node_port, i)
+    if len(errors.errors) > found:
+        return None
+    return tuple(app for app in parsed if app is not None)
 
 
 def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> LocalConfig:
@@ -992,33 +1006,47 @@ def cluster_name_for(stack: str) -> str:
 
 
 def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> StackConfig:
-    """Validate raw config values keyed by their short names (plus `aws:region`)."""
-    unknown = sorted(k for k in values if k not in KNOWN_KEYS and k != "aws:region"
-                     and not k.startswith("aws:"))
-    if unknown:
-        raise ConfigError(unknown[0], values[unknown[0]],
-                          "one of the documented keys: " + ", ".join(sorted(KNOWN_KEYS)))
-    target: Target = optional(
+    """Validate raw config values keyed by their short names (plus `aws:region`).
+
+    Every section is checked even when an earlier one failed, and every problem found is
+    reported together: one ConfigError, or ConfigErrors when there are several. A check that
+    needs another value (an overlap, a count) runs once that value is valid.
+    """
+    errors = ErrorCollector()
+    for key in sorted(k for k in values if k not in KNOWN_KEYS and k != "aws:region"
+                      and not k.startswith("aws:")):
+        errors.add(key, values[key], "one of the documented keys: " + ", ".join(sorted(KNOWN_KEYS)))
+    target: Target | None = errors.check(lambda: optional(
         values, "target", lambda v: cast(Target, parse_choice("target", v, TARGETS)), "local",
-    )
+    ))
     cluster_name = cluster_name_for(stack)
-    cluster = parse_cluster(values)
+    cluster = parse_cluster(values, errors)
     if target == "machines":
-        errors = ErrorCollector()
-        machines = parse_machines(values, cluster, cluster_name, errors)
-        apps = errors.check(lambda: parse_apps(values, None))
+        machines = parse_machines(values, cluster, cluster_name, errors) if cluster else None
+        apps = parse_apps(values, None, errors)
         errors.raise_if_any()
-        assert machines is not None and apps is not None
-        return StackConfig(cluster_name, target, len(machines.workers), cluster, apps, None,
+        assert cluster is not None and machines is not None and apps is not None
+        return StackConfig(cluster_name, "machines", len(machines.workers), cluster, apps, None,
                            None, machines)
     for machines_only in MACHINES_ONLY_KEYS:
         if values.get(machines_only) not in (None, ""):
-            raise ConfigError(machines_only, values[machines_only],
-                              f"no {machines_only} unless target is machines")
-    workers = optional(values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0)
-    local = parse_local(values, cluster, workers) if target == "local" else None
-    aws = parse_aws(values, cluster, workers) if target == "aws" else None
-    apps = parse_apps(values, local)
+            errors.add(machines_only, values[machines_only],
+                       f"no {machines_only} unless target is machines")
+    workers = errors.check(lambda: optional(
+        values, "workers", lambda v: parse_int("workers", v, 0, MAX_WORKERS), 0))
+    local = aws = None
+    if cluster is not None:
+        # A bad workers value is reported already; the sections still check everything else.
+        nodes_after_master = workers if workers is not None else 0
+        if target == "local":
+            local = errors.check(lambda: parse_local(values, cluster, nodes_after_master))
+        elif target == "aws":
+            aws = errors.check(lambda: parse_aws(values, cluster, nodes_after_master))
+    # Apps are checked against the local node ports only when those are known to be valid.
+    apps = parse_apps(values, local, errors)
+    errors.raise_if_any()
+    assert target is not None and cluster is not None and workers is not None
+    assert apps is not None
     return StackConfig(cluster_name, target, workers, cluster, apps, aws, local)
 
 

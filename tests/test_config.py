@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pulumi
 import pytest
 
 from components.config import (
     DEFAULT_NODE_IMAGE,
     ConfigError,
+    ConfigErrors,
     KubernetesVersion,
     StackConfig,
     instance_architecture,
@@ -114,7 +116,7 @@ def test_admin_cidrs_accepts_a_single_string() -> None:
 
 # (stack, overrides, key named in the message, fragment of the expected form)
 BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
-    ("dev", {"target": "gcp"}, "target", "one of local, aws"),
+    ("dev", {"target": "gcp"}, "target", "one of local, aws, machines"),
     ("dev", {"workers": "-1"}, "workers", "a whole number from 0 to 250"),
     ("dev", {"workers": "two"}, "workers", "a whole number"),
     ("dev", {"workers": "251"}, "workers", "from 0 to 250"),
@@ -162,7 +164,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("aws", {"apps": app(serviceType="ClusterIP")}, "apps[0].nodePort",
      "no nodePort when serviceType is ClusterIP"),
     ("dev", {"apps": app(replica=3)}, "apps[0].replica", "one of the app keys"),
-    ("dev", {"apps": [{"name": "web", "port": 80}]}, "apps[0].image", "a value for image"),
+    ("dev", {"apps": [{"name": "web", "port": 80, "serviceType": "ClusterIP"}]}, "apps[0].image",
+     "a value for image"),
     ("dev", {"apps": app(cpuRequest="lots")}, "apps[0].cpuRequest", "a CPU quantity"),
     ("dev", {"apps": app(memoryLimit="1GB")}, "apps[0].memoryLimit", "a memory quantity"),
     ("dev", {"apps": app(capabilities=["net_admin"])}, "apps[0].capabilities[0]",
@@ -228,3 +231,42 @@ def test_config_from_the_engine_environment_is_read(
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"kubeadm-cluster:workers": "-2"}))
     run = run_program("dev", expect_error=True, workers=None)
     assert isinstance(run.error, ConfigError) and run.error.key == "workers"
+
+
+def test_every_bad_key_is_reported_at_once_across_sections_and_apps() -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        parse(
+            "dev",
+            worker="3",
+            workers="-1",
+            apps=[
+                {**NGINX, "replicas": -1, "image": "nginx:latest", "cpuLimit": "lots"},
+                {**NGINX, "name": "web", "port": 0, "nodePort": 30090},
+                {**NGINX, "name": "ok", "nodePort": 30081},
+            ],
+        )
+    errors = caught.value.errors
+    assert [error.key for error in errors] == [
+        "worker",
+        "workers",
+        "apps[0].image",
+        "apps[0].replicas",
+        "apps[0].cpuLimit",
+        "apps[1].nodePort",
+        "apps[1].port",
+    ]
+    message = str(caught.value)
+    assert message.splitlines()[0] == "invalid config (7 problems):"
+    for error in errors:
+        assert f"  - invalid config {error.key!r}: got " in message
+
+
+def test_a_bad_cluster_network_and_a_bad_app_are_reported_together() -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        parse("aws", podCidr="10.244.0.1/16", apps=app(image="nginx"))
+    assert [error.key for error in caught.value.errors] == ["podCidr", "apps[0].image"]
+
+
+def test_a_bad_config_raises_a_run_error_so_pulumi_prints_no_traceback() -> None:
+    with pytest.raises(pulumi.RunError):
+        parse("dev", workers="-1")
