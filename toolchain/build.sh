@@ -9,7 +9,10 @@
 # (versions.sh), etcd, CoreDNS and pause (the versions this kubeadm asks for), flanneld, the
 # kind CLI, crictl, the CNI plugins and the flannel CNI plugin, the component and app images,
 # the node image kubeadm-cluster/node:VERSION, and a signed apt repository of Kubernetes
-# packages laid out like the community one (kubernetes-apt-repo.sh).
+# packages laid out like the community one (kubernetes-apt-repo.sh). For upgrade tests, also the
+# previous minor (PREVIOUS_KUBERNETES_VERSION): Kubernetes, the etcd and CoreDNS its kubeadm
+# names, its crictl, its component images and its apt repository (no node image), and one root
+# serving both minors' repositories, $KC_CACHE/apt-repos-PREVIOUS+CURRENT (kubernetes-apt-root.sh).
 # A failed piece stops the build with one line naming it and the command that failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -61,12 +64,31 @@ step "cni-plugins $CNI_PLUGINS_VERSION" "$here/node-binaries.sh" cni-plugins "$C
 step "flannel-cni $FLANNEL_CNI_SOURCE_VERSION" "$here/node-binaries.sh" flannel-cni "$FLANNEL_CNI_SOURCE_VERSION"
 step "apt repo $KUBERNETES_VERSION" "$here/kubernetes-apt-repo.sh" "$KUBERNETES_VERSION" \
   "$CRI_TOOLS_VERSION" "$CNI_PLUGINS_VERSION"
+
+# The previous minor, which an upgrade test starts from. Its etcd and CoreDNS are the ones its
+# own kubeadm names (the locals keep KUBERNETES_VERSION's ETCD_VERSION & co. as they were);
+# pause is the build above. Its images are made after the Docker runtime, below.
+previous_minor() {
+  local ETCD_TAG ETCD_VERSION COREDNS_VERSION PAUSE_TAG
+  step "kubernetes $PREVIOUS_KUBERNETES_VERSION" "$here/kubernetes.sh" "$PREVIOUS_KUBERNETES_VERSION"
+  kubeadm_image_versions "$KC_CACHE/kubernetes-$PREVIOUS_KUBERNETES_VERSION/bin/kubeadm" "$PREVIOUS_KUBERNETES_VERSION" ||
+    die "building images failed: 'kubeadm config images list --kubernetes-version $PREVIOUS_KUBERNETES_VERSION' names no etcd, CoreDNS or pause image"
+  step "etcd $ETCD_VERSION" "$here/node-binaries.sh" etcd "$ETCD_VERSION"
+  step "coredns $COREDNS_VERSION" "$here/node-binaries.sh" coredns "$COREDNS_VERSION"
+  step "cri-tools $PREVIOUS_CRI_TOOLS_VERSION" "$here/node-binaries.sh" cri-tools "$PREVIOUS_CRI_TOOLS_VERSION"
+  step "apt repo $PREVIOUS_KUBERNETES_VERSION" "$here/kubernetes-apt-repo.sh" "$PREVIOUS_KUBERNETES_VERSION" \
+    "$PREVIOUS_CRI_TOOLS_VERSION" "$CNI_PLUGINS_VERSION"
+}
+previous_minor
+# Both minors' repositories under one root, for the stand-in's pkgs.k8s.io.
+step "apt repos, both minors" "$here/kubernetes-apt-root.sh" "$PREVIOUS_KUBERNETES_VERSION" "$KUBERNETES_VERSION"
 # The e2e's internet stand-in for the machines target (tests/e2e/internet.py).
 step "registry" "$here/registry.sh"
 step "internet stand-in" "$here/internet-standin.sh"
 step "test CA" "$here/test-ca.sh"
 step "docker runtime" "$here/docker-runtime.sh"
 step "node image $KUBERNETES_VERSION" "$here/node-image.sh" "$KUBERNETES_VERSION"
+step "images $PREVIOUS_KUBERNETES_VERSION" "$here/images.sh" "$PREVIOUS_KUBERNETES_VERSION"
 
 mkdir -p "$bin"
 for dir in "pulumi-$pulumi_version" "provider-command-$command_version" \

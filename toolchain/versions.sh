@@ -4,6 +4,12 @@
 # KUBERNETES_VERSION is the newest served patch of the program's default minor
 # (components/config.py DEFAULT_KUBERNETES_VERSION).
 KUBERNETES_VERSION=v1.37.2
+# The minor an upgrade test starts from (to KUBERNETES_VERSION): the newest patch of the previous
+# minor the Go module proxy serves (v1.36.6 and later are refused), and the crictl its apt
+# packages ship (cri-tools of that minor). Its etcd, CoreDNS and pause follow what its own
+# kubeadm names (v3.6.8, v1.14.2, 3.10.2); kubernetes-cni stays CNI_PLUGINS_VERSION.
+PREVIOUS_KUBERNETES_VERSION=v1.36.5
+PREVIOUS_CRI_TOOLS_VERSION=v1.36.0
 FLANNEL_VERSION=v0.27.4
 KIND_VERSION=v0.33.0
 # What the Kubernetes apt packages ship besides Kubernetes (toolchain/kubernetes-apt-repo.sh):

@@ -131,35 +131,42 @@ def flannel_manifest() -> Path:
     return GITHUB_SITE / "flannel-io/flannel/releases/download" / version / "kube-flannel.yml"
 
 
-def default_images() -> list[Image]:
-    """Every image a machines cluster pulls, each served under its own name from the local
-    image of that name: kubeadm's list for KUBERNETES_VERSION and the images flannel's manifest
-    names (built first:
-    `toolchain/build.sh`, or `InternetStandin.build()`)."""
-    version = kubernetes_version()
+def kubeadm_images(version: str) -> list[str]:
+    """What `kubeadm config images list` names for `version`, with that version's kubeadm."""
     kubeadm = KC_CACHE / f"kubernetes-{version}" / "bin" / "kubeadm"
     if not kubeadm.exists():
         raise StandinError(f"{kubeadm} is not built: run `make tools` (toolchain/build.sh)")
     listed = _run([str(kubeadm), "config", "images", "list", "--kubernetes-version", version],
                   "kubeadm config images list").split()
-    pause = [name for name in listed if name.startswith("registry.k8s.io/pause:")]
-    if not pause:
+    if not any(name.startswith("registry.k8s.io/pause:") for name in listed):
         raise StandinError(f"kubeadm {version} lists no registry.k8s.io/pause image")
+    return listed
+
+
+def default_images() -> list[Image]:
+    """Every image a machines cluster pulls, each served under its own name from the local
+    image of that name: kubeadm's list for KUBERNETES_VERSION and for
+    PREVIOUS_KUBERNETES_VERSION (the minor an upgrade starts from), and the images flannel's
+    manifest names (built first: `toolchain/build.sh`, or `InternetStandin.build()`)."""
+    versions = toolchain_versions()
+    listed = kubeadm_images(versions["KUBERNETES_VERSION"])
+    listed += kubeadm_images(versions["PREVIOUS_KUBERNETES_VERSION"])
     manifest = flannel_manifest()
     if not manifest.exists():
         raise StandinError(f"{manifest} is missing: run toolchain/internet-standin.sh")
     flannel = re.findall(r"(?m)^\s*image:\s*(\S+)\s*$", manifest.read_text())
-    images = [Image(name, name) for name in listed]
-    images += [Image(name, name) for name in dict.fromkeys(flannel)]
-    return images
+    return [Image(name, name) for name in dict.fromkeys([*listed, *flannel])]
 
 
 def default_files() -> dict[str, Path]:
-    """Host -> directory served for it: the apt repository tree someone built as
-    $KC_CACHE/apt-repo-KUBERNETES_VERSION (holding `core:/stable:/v1.NN/deb/...`), and the
-    github.com tree internet-standin.sh makes."""
+    """Host -> directory served for it: as pkgs.k8s.io, the root toolchain/build.sh makes with
+    both minors' apt repositories (`core:/stable:/v1.NN/deb/...` for PREVIOUS_KUBERNETES_VERSION
+    and KUBERNETES_VERSION, kubernetes-apt-root.sh); as github.com, the tree
+    internet-standin.sh makes."""
+    versions = toolchain_versions()
+    both = f"{versions['PREVIOUS_KUBERNETES_VERSION']}+{versions['KUBERNETES_VERSION']}"
     return {
-        "pkgs.k8s.io": KC_CACHE / f"apt-repo-{kubernetes_version()}",
+        "pkgs.k8s.io": KC_CACHE / f"apt-repos-{both}",
         "github.com": GITHUB_SITE,
     }
 
