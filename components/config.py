@@ -8,6 +8,7 @@ the expected form.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import re
@@ -538,8 +539,8 @@ def parse_app(
     if node_port is not None and service_type == "ClusterIP":
         errors.add(key("nodePort"), node_port, "no nodePort when serviceType is ClusterIP")
     elif local is not None and service_type not in (None, "ClusterIP") and (
-        entry.get("nodePort") in (None, "") or node_port is not None
-    ) and (node_port is None or node_port not in local.node_ports):
+        node_port is not None and node_port not in local.node_ports
+    ):
         errors.add(
             key("nodePort"), node_port,
             f"a nodePort from {local.node_port_first} to {local.node_port_last} "
@@ -621,7 +622,37 @@ def parse_apps(
             ports.setdefault(app.node_port, i)
     if len(errors.errors) > found:
         return None
-    return tuple(app for app in parsed if app is not None)
+    apps = tuple(app for app in parsed if app is not None)
+    return assign_local_node_ports(apps, local, errors) if local is not None else apps
+
+
+def assign_local_node_ports(
+    apps: tuple[AppConfig, ...], local: LocalConfig, errors: ErrorCollector
+) -> tuple[AppConfig, ...] | None:
+    """Give every local app that is reached through a node port and names none the lowest
+    published port (localNodePorts) that no app names and no earlier app was given.
+
+    Stable: appending an app, or removing the last one, moves no other app's port. What moves
+    one: removing or reordering an earlier app without a nodePort, or giving an app a nodePort
+    that a later one had been given (README, "Configuration reference").
+    """
+    taken = {app.node_port for app in apps if app.node_port is not None}
+    free = (port for port in local.node_ports if port not in taken)
+    assigned: list[AppConfig] = []
+    for index, app in enumerate(apps):
+        if app.service_type == "ClusterIP" or app.node_port is not None:
+            assigned.append(app)
+            continue
+        port = next(free, None)
+        if port is None:
+            errors.add(
+                f"apps[{index}].nodePort", None,
+                f"a free port of localNodePorts {local.node_port_first}-{local.node_port_last}: "
+                "every published port is used; widen localNodePorts (up to 100 ports)",
+            )
+            return None
+        assigned.append(dataclasses.replace(app, node_port=port))
+    return tuple(assigned)
 
 
 def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> LocalConfig:

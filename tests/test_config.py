@@ -153,7 +153,9 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"apps": app(port=0)}, "apps[0].port", "from 1 to 65535"),
     ("dev", {"apps": app(port=70000)}, "apps[0].port", "from 1 to 65535"),
     ("dev", {"apps": app(nodePort=30090)}, "apps[0].nodePort", "from 30080 to 30089"),
-    ("dev", {"apps": app(nodePort=None)}, "apps[0].nodePort", "localNodePorts"),
+    ("dev", {"localNodePorts": "30080-30080", "apps": [
+        {**NGINX, "nodePort": None}, {**NGINX, "name": "web", "nodePort": None}]},
+     "apps[1].nodePort", "every published port is used; widen localNodePorts"),
     ("aws", {"apps": app(nodePort=29999)}, "apps[0].nodePort", "from 30000 to 32767"),
     ("dev", {"apps": app(image="nginx")}, "apps[0].image", "a pinned image reference"),
     ("dev", {"apps": app(image="nginx:latest")}, "apps[0].image", "other than latest"),
@@ -270,3 +272,29 @@ def test_a_bad_cluster_network_and_a_bad_app_are_reported_together() -> None:
 def test_a_bad_config_raises_a_run_error_so_pulumi_prints_no_traceback() -> None:
     with pytest.raises(pulumi.RunError):
         parse("dev", workers="-1")
+
+
+def local_ports(**overrides: Any) -> dict[str, int | None]:
+    return {a.name: a.node_port for a in parse("dev", **overrides).apps}
+
+
+def test_local_apps_without_a_node_port_get_one_stably() -> None:
+    def web(name: str, **fields: Any) -> dict[str, Any]:
+        return {**NGINX, "name": name, "nodePort": None, **fields}
+
+    first = local_ports(apps=[web("a"), {**NGINX, "name": "b", "nodePort": 30081}, web("c")])
+    assert first == {"a": 30080, "b": 30081, "c": 30082}
+    # Appending an app, or removing the last one, moves no other app's port.
+    appended = local_ports(apps=[web("a"), {**NGINX, "name": "b", "nodePort": 30081}, web("c"),
+                                 web("d")])
+    assert appended == {**first, "d": 30083}
+    assert local_ports(apps=[web("a"), {**NGINX, "name": "b", "nodePort": 30081}]) == {
+        "a": 30080, "b": 30081}
+    # A ClusterIP app needs none, and takes none.
+    assert local_ports(apps=[web("a", serviceType="ClusterIP"), web("e")]) == {
+        "a": None, "e": 30080}
+
+
+def test_aws_apps_without_a_node_port_are_left_to_kubernetes() -> None:
+    config = parse("aws", apps=app(nodePort=None))
+    assert config.apps[0].node_port is None
