@@ -656,37 +656,48 @@ def assign_local_node_ports(
 
 
 def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> LocalConfig:
-    node_image = optional(values, "nodeImage", lambda v: parse_image("nodeImage", v),
-                          DEFAULT_NODE_IMAGE)
-    tag_match = re.search(r":v1\.(\d+)(?:\.(\d+))?(?:@|$)", node_image)
+    """The local section; every problem in it is raised together (ConfigErrors)."""
+    errors = ErrorCollector()
+    node_image = errors.check(lambda: optional(
+        values, "nodeImage", lambda v: parse_image("nodeImage", v), DEFAULT_NODE_IMAGE))
+    tag_match = re.search(r":v1\.(\d+)(?:\.(\d+))?(?:@|$)", node_image or "")
     version = cluster.kubernetes_version
     if tag_match and (
         int(tag_match.group(1)) != version.minor
         or (version.patch is not None and tag_match.group(2) is not None
             and int(tag_match.group(2)) != version.patch)
     ):
-        raise ConfigError(
+        errors.add(
             "nodeImage", node_image,
             f"a kind node image whose tag matches kubernetesVersion {version} "
             f"(kindest/node:v{version.minor_version}.x)",
         )
-    network = optional(
+    network = errors.check(lambda: optional(
         values, "networkCidr", lambda v: parse_network_prefix("networkCidr", v, 16, 28),
         "172.30.0.0/24",
-    )
-    for other_key, other in (("podCidr", cluster.pod_cidr), ("serviceCidr", cluster.service_cidr)):
-        if overlaps(network, other):
-            raise ConfigError("networkCidr", network,
-                              f"a network that does not overlap {other_key} {other}")
-    check_room_for_nodes("networkCidr", network, 1 + workers)
-    port = optional(values, "apiServerPort",
-                    lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443)
-    first, last = optional(values, "localNodePorts", parse_port_range, (30080, 30089))
-    if first <= port <= last:
-        raise ConfigError("apiServerPort", port,
-                          f"a port outside localNodePorts {first}-{last} (both are published on "
-                          "127.0.0.1)")
-    return LocalConfig(node_image, network, port, first, last)
+    ))
+    if network is not None:
+        clear = True
+        for other_key, other in (("podCidr", cluster.pod_cidr),
+                                 ("serviceCidr", cluster.service_cidr)):
+            if overlaps(network, other):
+                errors.add("networkCidr", network,
+                           f"a network that does not overlap {other_key} {other}")
+                clear = False
+        if clear:
+            errors.check(lambda: check_room_for_nodes("networkCidr", network, 1 + workers))
+    port = errors.check(lambda: optional(
+        values, "apiServerPort", lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443))
+    ports = errors.check(lambda: optional(values, "localNodePorts", parse_port_range,
+                                          (30080, 30089)))
+    if port is not None and ports is not None and ports[0] <= port <= ports[1]:
+        errors.add("apiServerPort", port,
+                   f"a port outside localNodePorts {ports[0]}-{ports[1]} (both are published on "
+                   "127.0.0.1)")
+    errors.raise_if_any()
+    assert node_image is not None and network is not None and port is not None
+    assert ports is not None
+    return LocalConfig(node_image, network, port, ports[0], ports[1])
 
 
 def parse_port_range(raw: object) -> tuple[int, int]:
@@ -712,12 +723,19 @@ def check_room_for_nodes(key: str, cidr: str, nodes: int) -> None:
         )
 
 
-def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> AwsConfig:
+def parse_aws_region(values: Mapping[str, object]) -> str:
     region = values.get("aws:region")
     if region in (None, ""):
         raise ConfigError("aws:region", region,
                           "an AWS region such as eu-west-1 (pulumi config set aws:region ...)")
-    region = parse_regex("aws:region", region, AWS_REGION, "an AWS region such as eu-west-1")
+    return parse_regex("aws:region", region, AWS_REGION, "an AWS region such as eu-west-1")
+
+
+def parse_aws_networks(
+    values: Mapping[str, object], cluster: ClusterConfig, workers: int
+) -> tuple[str, str, str, bool]:
+    """(vpcCidr, subnetCidr, privateSubnetCidr, privateWorkers): checked in order, each check
+    needing the ones before it, so this group stops at its first problem."""
     vpc = optional(values, "vpcCidr", lambda v: parse_network_prefix("vpcCidr", v, 16, 28),
                    "10.0.0.0/16")
     subnet = optional(values, "subnetCidr",
@@ -744,25 +762,22 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         check_room_for_nodes("privateSubnetCidr", private_subnet, 1 + workers)
     else:
         check_room_for_nodes("subnetCidr", subnet, 1 + workers)
+    return vpc, subnet, private_subnet, private_workers
 
-    availability_zone = optional(
-        values, "availabilityZone",
-        lambda v: parse_regex("availabilityZone", v, re.compile(re.escape(region) + r"[a-z]"),
-                              f"a zone of region {region}, such as {region}a"),
-        None,
-    )
 
-    def instance_type(key: str) -> str:
-        value = optional(values, key, lambda v: parse_regex(
-            key, v, INSTANCE_TYPE, "an EC2 instance type such as t3.medium"), "t3.medium")
-        if value.split(".", 1)[1] in ("nano", "micro"):
-            raise ConfigError(key, value, "an instance type with at least 2 GiB of memory "
-                              "(kubeadm's minimum), such as t3.small or t3.medium")
-        if has_one_vcpu(value):
-            raise ConfigError(key, value, "an instance type with at least 2 vCPUs (kubeadm's "
-                              "minimum), such as t3.small, t3.medium or m7g.large")
-        return value
+def parse_instance_type(values: Mapping[str, object], key: str) -> str:
+    value = optional(values, key, lambda v: parse_regex(
+        key, v, INSTANCE_TYPE, "an EC2 instance type such as t3.medium"), "t3.medium")
+    if value.split(".", 1)[1] in ("nano", "micro"):
+        raise ConfigError(key, value, "an instance type with at least 2 GiB of memory "
+                          "(kubeadm's minimum), such as t3.small or t3.medium")
+    if has_one_vcpu(value):
+        raise ConfigError(key, value, "an instance type with at least 2 vCPUs (kubeadm's "
+                          "minimum), such as t3.small, t3.medium or m7g.large")
+    return value
 
+
+def parse_admin_cidrs(values: Mapping[str, object]) -> tuple[str, ...]:
     admin_raw = values.get("adminCidrs")
     if admin_raw in (None, "", "[]"):
         raise ConfigError(
@@ -770,42 +785,75 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
             "a list of CIDRs allowed to reach SSH, the Kubernetes API and NodePorts, such as "
             "[203.0.113.7/32]; there is no open-to-the-world default",
         )
-    admin_cidrs = tuple(
-        parse_admin_cidr(f"adminCidrs[{i}]", item)
-        for i, item in enumerate(parse_json_list("adminCidrs", admin_raw))
-    )
-    if not admin_cidrs:
-        raise ConfigError("adminCidrs", admin_raw, "at least one CIDR")
+    errors = ErrorCollector()
+    items = parse_json_list("adminCidrs", admin_raw)
 
+    def one(index: int, item: object) -> str | None:
+        return errors.check(lambda: parse_admin_cidr(f"adminCidrs[{index}]", item))
+
+    cidrs = [one(i, item) for i, item in enumerate(items)]
+    errors.raise_if_any()
+    if not cidrs:
+        raise ConfigError("adminCidrs", admin_raw, "at least one CIDR")
+    return tuple(cast(str, cidr) for cidr in cidrs)
+
+
+def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> AwsConfig:
+    """The aws section; its problems are raised together (ConfigErrors). The networks are one
+    group checked in order (each check needs the values before it)."""
+    errors = ErrorCollector()
+    region = errors.check(lambda: parse_aws_region(values))
+    networks = errors.check(lambda: parse_aws_networks(values, cluster, workers))
+    availability_zone = None
+    if region is not None:
+        availability_zone = errors.check(lambda: optional(
+            values, "availabilityZone",
+            lambda v: parse_regex("availabilityZone", v,
+                                  re.compile(re.escape(region) + r"[a-z]"),
+                                  f"a zone of region {region}, such as {region}a"),
+            None,
+        ))
+    master_type = errors.check(lambda: parse_instance_type(values, "masterInstanceType"))
+    worker_type = errors.check(lambda: parse_instance_type(values, "workerInstanceType"))
+    admin_cidrs = errors.check(lambda: parse_admin_cidrs(values))
+    ssh_public_key = errors.check(lambda: optional(
+        values, "sshPublicKey",
+        lambda v: parse_regex(
+            "sshPublicKey", str(v).strip(), OPENSSH_PUBLIC_KEY,
+            "an OpenSSH public key line (ssh-ed25519 AAAA... or ssh-rsa ...)",
+        ),
+        None,
+    ))
+    ssh_private_key = errors.check(lambda: parse_private_key(values))
+    ssh_user = errors.check(lambda: optional(values, "sshUser", lambda v: parse_regex(
+        "sshUser", v, LINUX_USER, "a Linux user name such as ubuntu"), "ubuntu"))
+    ami = errors.check(lambda: optional(values, "ami", lambda v: parse_regex(
+        "ami", v, AMI_ID, "an AMI id such as ami-0123456789abcdef0"), None))
+    root_volume = errors.check(lambda: optional(
+        values, "rootVolumeSize", lambda v: parse_int("rootVolumeSize", v, 20, 16384), 30))
+    package_source: PackageSource | None = errors.check(lambda: optional(
+        values, "packageSource",
+        lambda v: cast(PackageSource, parse_choice("packageSource", v, ("docker", "distro"))),
+        "docker",
+    ))
+    errors.raise_if_any()
+    assert region is not None and networks is not None and admin_cidrs is not None
+    vpc, subnet, private_subnet, private_workers = networks
     return AwsConfig(
         region=region,
         vpc_cidr=vpc,
         subnet_cidr=subnet,
         private_subnet_cidr=private_subnet,
         availability_zone=availability_zone,
-        master_instance_type=instance_type("masterInstanceType"),
-        worker_instance_type=instance_type("workerInstanceType"),
+        master_instance_type=cast(str, master_type),
+        worker_instance_type=cast(str, worker_type),
         admin_cidrs=admin_cidrs,
-        ssh_public_key=optional(
-            values, "sshPublicKey",
-            lambda v: parse_regex(
-                "sshPublicKey", str(v).strip(), OPENSSH_PUBLIC_KEY,
-                "an OpenSSH public key line (ssh-ed25519 AAAA... or ssh-rsa ...)",
-            ),
-            None,
-        ),
-        ssh_private_key=parse_private_key(values),
-        ssh_user=optional(values, "sshUser", lambda v: parse_regex(
-            "sshUser", v, LINUX_USER, "a Linux user name such as ubuntu"), "ubuntu"),
-        ami=optional(values, "ami", lambda v: parse_regex(
-            "ami", v, AMI_ID, "an AMI id such as ami-0123456789abcdef0"), None),
-        root_volume_size_gb=optional(
-            values, "rootVolumeSize", lambda v: parse_int("rootVolumeSize", v, 20, 16384), 30),
-        package_source=optional(
-            values, "packageSource",
-            lambda v: cast(PackageSource, parse_choice("packageSource", v, ("docker", "distro"))),
-            "docker",
-        ),
+        ssh_public_key=ssh_public_key,
+        ssh_private_key=ssh_private_key,
+        ssh_user=cast(str, ssh_user),
+        ami=ami,
+        root_volume_size_gb=cast(int, root_volume),
+        package_source=cast(PackageSource, package_source),
         private_workers=private_workers,
     )
 

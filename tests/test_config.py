@@ -298,3 +298,20 @@ def test_local_apps_without_a_node_port_get_one_stably() -> None:
 def test_aws_apps_without_a_node_port_are_left_to_kubernetes() -> None:
     config = parse("aws", apps=app(nodePort=None))
     assert config.apps[0].node_port is None
+
+
+def test_every_bad_aws_and_local_setting_is_reported_at_once() -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        parse("aws", **{"aws:region": "Europe", "masterInstanceType": "t3.micro",
+                        "adminCidrs": ["0.0.0.0/0", "10.0.0.300/32"], "ami": "ami-123",
+                        "rootVolumeSize": "10"})
+    assert [error.key for error in caught.value.errors] == [
+        "aws:region", "masterInstanceType", "adminCidrs[0]", "adminCidrs[1]", "ami",
+        "rootVolumeSize",
+    ]
+    with pytest.raises(ConfigErrors) as caught:
+        parse("dev", nodeImage="kindest/node:v1.30.8", networkCidr="10.244.1.0/24",
+              apiServerPort="30085")
+    assert [error.key for error in caught.value.errors] == [
+        "nodeImage", "networkCidr", "apiServerPort",
+    ]
