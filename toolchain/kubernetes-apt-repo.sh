@@ -21,9 +21,11 @@
 # versions, -1.1. kubelet needs iptables, kubernetes-cni, mount and util-linux; kubeadm (since
 # 1.32), kubectl, cri-tools and kubernetes-cni need nothing. The package scripts only reload
 # systemd: nothing is enabled or started (install-kubeadm.sh enables kubelet itself).
-# The signing key is a throwaway ed25519 key made on the first build of this version and kept in
-# $KC_CACHE/apt-repo-keys/KUBERNETES_VERSION/ (never inside the served tree); later rebuilds
-# re-sign with it, so Release.key stays the same. Nothing is rebuilt when no input changed.
+# The signing key is a throwaway ed25519 key made on the first build and kept in
+# $KC_CACHE/apt-repo-keys/shared/ (never inside the served tree); every minor's repository is
+# signed with it, as the community repository signs every minor with one key (a machine moving
+# to the next minor keeps its keyring), and later rebuilds re-sign with it, so Release.key stays
+# the same. Nothing is rebuilt when no input changed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=toolchain/lib.sh
@@ -43,10 +45,10 @@ done
 
 REVISION=1.1 # the community repository's Debian revision: 1.37.2-1.1
 MAINTAINER="kubeadm-cluster toolchain <toolchain@kubeadm-cluster.invalid>"
-KEY_UID="kubeadm-cluster apt repository $version (throwaway) <apt-repo@kubeadm-cluster.invalid>"
+KEY_UID="kubeadm-cluster apt repository (throwaway) <apt-repo@kubeadm-cluster.invalid>"
 
 out=$KC_CACHE/apt-repo-$version
-keys=$KC_CACHE/apt-repo-keys/$version
+keys=$KC_CACHE/apt-repo-keys/shared
 base="core:/stable:/v$minor/deb"
 k8s=$KC_CACHE/kubernetes-$version
 crictl=$KC_CACHE/cri-tools-$cri_tools
@@ -259,6 +261,8 @@ gzip -9n <"$repo/Packages" >"$repo/Packages.gz"
 grep -q ' Packages.gz$' "$work/Release" || die "building apt-repo failed: Release lists no Packages.gz"
 cp "$work/Release" "$repo/Release"
 
+# One key for every minor: made once, under its own lock (taken after this version's).
+lock_piece apt-repo-keys
 mkdir -p "$keys"
 chmod 0700 "$keys"
 export GNUPGHOME=$keys
