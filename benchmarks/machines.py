@@ -20,23 +20,16 @@ import argparse
 import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from benchmarks.real import wait_until
 from tests.e2e.fleet import APP_REGISTRY_IMAGE, Fleet, machines_stack_file, set_login_key
 from tests.e2e.internet import InternetStandin
-from tests.e2e.project import APP_IMAGE, E2E_DIR, E2EError, Workspace
+from tests.e2e.project import APP_IMAGE, E2E_DIR, Workspace
+from tests.e2e.traffic import answers
 
 STACK = "machines"
 CLUSTER = "kubeadm-machines"
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def one_round(internet: InternetStandin, workers: int) -> dict[str, float]:
@@ -55,11 +48,7 @@ def one_round(internet: InternetStandin, workers: int) -> dict[str, float]:
         start = time.monotonic()
         workspace.up()
         url = next(iter(workspace.outputs()["apps"].values()))["url"]
-        deadline = time.monotonic() + 600
-        while not answers(url):
-            if time.monotonic() > deadline:
-                raise E2EError(f"{url} did not answer within 600 s of `pulumi up`")
-            time.sleep(0.5)
+        wait_until(lambda: answers(url), timeout=600)
         up = time.monotonic() - start
         destroy = workspace.pulumi("destroy", "--yes", "--skip-preview").seconds
         return {"workers": workers, "bring_up": up, "destroy": destroy}

@@ -21,11 +21,11 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.project import APP_IMAGE_NEXT, E2E_DIR, E2EError, Workspace, node_image
+from tests.e2e.traffic import answers
 
 KIND_CLUSTER = "kc-bench"
 # kind (v0.33.0) does not set failCgroupV1, so on a cgroup v1 host (this one) kubelet >= 1.35
@@ -48,14 +48,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 600, interval: float 
             return
         time.sleep(interval)
     raise TimeoutError(f"not true within {timeout:.0f}s")
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def ready_count(workspace: Workspace, what: str, selector: str = "") -> int:

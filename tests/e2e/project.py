@@ -215,6 +215,20 @@ class Workspace:
         return self.run(["docker", *args], timeout=120).stdout
 
 
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 300,
+             interval: float = 3) -> Any:
+    """check()'s first truthy result, polled every `interval` s; AssertionError naming `what`
+    and the last result after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not true within {timeout:.0f}s (last: {last!r})")
+
+
 def shell_env() -> str:
     """Shell lines for `eval "$(make -s e2e-env)"`: the e2e's tools, backend and kubeconfig."""
     env = environment()

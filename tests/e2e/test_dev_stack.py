@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, Workspace
+from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, Workspace, wait_for
 from tests.e2e.traffic import RequestLoop
 
 pytestmark = pytest.mark.e2e
@@ -62,17 +62,6 @@ def pods(workspace: Workspace, namespace: str, selector: str | None = None) -> l
 def ready(pod: dict[str, Any]) -> bool:
     return pod["status"].get("phase") == "Running" and all(
         c.get("ready") for c in pod["status"].get("containerStatuses", []))
-
-
-def wait_for(what: str, check: Any, timeout: float = 300, interval: float = 3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not true within {timeout:.0f}s (last: {last!r})")
 
 
 def ready_app_pods(workspace: Workspace) -> list[dict[str, Any]]:

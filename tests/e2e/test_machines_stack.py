@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +28,8 @@ from tests.e2e.fleet import (
     set_login_key,
 )
 from tests.e2e.internet import InternetStandin
-from tests.e2e.project import APP_IMAGE, E2E_DIR, E2EError, Workspace
+from tests.e2e.project import APP_IMAGE, E2E_DIR, E2EError, Workspace, wait_for
+from tests.e2e.traffic import answers
 
 pytestmark = pytest.mark.e2e
 
@@ -118,23 +117,7 @@ def running_pods(workspace: Workspace, namespace: str) -> dict[str, str]:
 
 
 def app_answers(workspace: Workspace) -> bool:
-    url = next(iter(workspace.outputs()["apps"].values()))["url"]
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-def wait_for(what: str, check: Any, timeout: float = 300, interval: float = 3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not true within {timeout:.0f}s (last: {last!r})")
+    return answers(next(iter(workspace.outputs()["apps"].values()))["url"], timeout=5)
 
 
 def reset_leftovers(machine: Machine) -> list[str]:

@@ -10,6 +10,15 @@ from collections import Counter
 from types import TracebackType
 
 
+def answers(url: str, timeout: float = 3) -> bool:
+    """True when one GET of `url` answers HTTP 200 within `timeout` s."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 class RequestLoop:
     """GETs `url` every `interval` seconds until stopped or `max_seconds` pass.
 
