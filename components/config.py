@@ -48,6 +48,11 @@ DEFAULT_APP: dict[str, Any] = {
     "nodePort": 30080,
 }
 
+# drainTimeoutSeconds: kubectl drain's --timeout for a node leaving or being upgraded.
+DEFAULT_DRAIN_TIMEOUT = 300
+MIN_DRAIN_TIMEOUT = 10
+MAX_DRAIN_TIMEOUT = 3600
+
 KNOWN_KEYS = frozenset(
     {
         "target",
@@ -79,6 +84,7 @@ KNOWN_KEYS = frozenset(
         "workerHosts",
         "apiEndpoint",
         "allowCgroupV1",
+        "drainTimeoutSeconds",
     }
 )
 APP_KEYS = frozenset(
@@ -182,6 +188,8 @@ class ClusterConfig:
     service_cidr: str
     # Run kubelet on cgroup v1 hosts, which it refuses by default from 1.35 on (KEP-5573).
     allow_cgroup_v1: bool = False
+    # How long one node's drain may take (a worker leaving, or any node upgraded), in seconds.
+    drain_timeout_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -462,7 +470,8 @@ def optional(values: Mapping[str, object], key: str, parse: Callable[[object], T
 
 
 def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> ClusterConfig | None:
-    """kubernetesVersion, podCidr, serviceCidr, allowCgroupV1; problems go to `errors`."""
+    """kubernetesVersion, podCidr, serviceCidr, allowCgroupV1, drainTimeoutSeconds; problems go
+    to `errors`."""
     found = len(errors.errors)
     version = errors.check(lambda: optional(
         values, "kubernetesVersion",
@@ -483,10 +492,16 @@ def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> Clust
     allow_cgroup_v1 = errors.check(lambda: optional(
         values, "allowCgroupV1", lambda v: parse_bool("allowCgroupV1", v), False
     ))
+    drain_timeout = errors.check(lambda: optional(
+        values, "drainTimeoutSeconds",
+        lambda v: parse_int("drainTimeoutSeconds", v, MIN_DRAIN_TIMEOUT, MAX_DRAIN_TIMEOUT),
+        DEFAULT_DRAIN_TIMEOUT,
+    ))
     if len(errors.errors) > found:
         return None
     assert version is not None and pod_cidr is not None and service_cidr is not None
-    return ClusterConfig(version, pod_cidr, service_cidr, bool(allow_cgroup_v1))
+    assert drain_timeout is not None
+    return ClusterConfig(version, pod_cidr, service_cidr, bool(allow_cgroup_v1), drain_timeout)
 
 
 def parse_app(

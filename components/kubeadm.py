@@ -1,19 +1,28 @@
 """The kubeadm cluster on any set of hosts: install, init, join, drain-on-delete, readiness,
-kubeconfig. Target-agnostic: a host is a name, a private IP and a transport.
+kubeconfig, and version upgrades. Target-agnostic: a host is a name, a private IP and a transport.
 
 Step graph (each arrow is a dependency):
 
-    host -> install (preflight, install-runtime, install-kubeadm)   (only when `install` is set)
-    master install -> init -> kubeconfig
-    init + worker install -> join-token(worker) -> join(worker)
+    host -> install (preflight, install-runtime)             (only when `install` is set)
+    master install -> master kubernetes -> init -> kubeconfig
+         (kubernetes: kubelet/kubeadm/kubectl at kubernetesVersion when created; when the version
+          changes, `kubeadm upgrade apply` and the master's kubelet)
+    init + master kubernetes + worker install -> join-token(worker) -> join(worker)
+         (the join installs the packages at the version the control plane runs, read by the
+          join-token step, then joins)
     init + worker host -> drain(worker) -> join(worker)
                                           (drain's delete drains and removes the Node; it is
                                            deleted after the join and before the host)
+    master kubernetes -> worker1 kubernetes -> worker2 kubernetes -> ...
+         (nothing when created; when the version changes, one worker at a time: drain, packages,
+          `kubeadm upgrade node`, kubelet restart, Ready, uncordon)
     init -> control-plane-scheduling     (untainted while the master is the only node)
     init + scheduling + every join -> ready    (the readiness gate workloads depend on)
 
 Master steps never see the worker count, so scaling out leaves their inputs unchanged; each
-worker's steps depend only on the master's init and on that worker's own host.
+worker's steps depend only on the master's init and on that worker's own host. Only the
+kubernetes steps carry kubernetesVersion, so changing it changes nothing else: the preview of
+an upgrade is one step per node, in the order they run.
 """
 
 from __future__ import annotations
@@ -26,16 +35,21 @@ from typing import Literal
 
 import pulumi
 
-from components.config import ClusterConfig, PackageSource
+from components.config import DEFAULT_DRAIN_TIMEOUT, ClusterConfig, PackageSource
 from components.transport import CommandResource, Step, Transport
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 KUBECTL = f"kubectl --kubeconfig={ADMIN_KUBECONFIG}"
 JOIN_TOKEN_TTL = "15m"
-# kubeadm before the runtime: containerd's sandbox image is the pause image kubeadm names.
-INSTALL_SCRIPTS = ("preflight.sh", "install-kubeadm.sh", "install-runtime.sh")
+# Version-free, so a version change leaves every install step as it is.
+INSTALL_SCRIPTS = ("preflight.sh", "install-runtime.sh")
+# A node's Kubernetes version: installed on a node not in a cluster yet, upgraded on one that is.
+VERSION_SCRIPTS = ("install-kubeadm.sh", "upgrade-node.sh")
+# A host-profile worker installs the control plane's version, then joins.
+JOIN_SCRIPTS = ("install-kubeadm.sh", "kubeadm-join.sh")
 READY_TIMEOUT_SECONDS = 900
-DRAIN_TIMEOUT = "300s"
+# How long one node may take to be Ready at its new version after its kubelet restarts.
+UPGRADE_READY_TIMEOUT_SECONDS = 300
 # Where kubeadm's API server listens on the control-plane node (kubeadm-init.sh's default).
 API_SERVER_PORT = 6443
 
@@ -84,7 +98,7 @@ class KubeadmClusterArgs:
     hosts: ClusterHosts
 
 
-def drain_command(node_name: str) -> str:
+def drain_command(node_name: str, timeout_seconds: int = DEFAULT_DRAIN_TIMEOUT) -> str:
     """Drain a node and delete its Node object, run on the master when a worker goes away.
 
     A node that is already gone is fine; an unreachable API server is an error, so a scale-in
@@ -96,7 +110,7 @@ def drain_command(node_name: str) -> str:
         f"found=$({KUBECTL} get node {node} --ignore-not-found -o name); "
         'if [ -n "$found" ]; then '
         f"{KUBECTL} drain {node} --ignore-daemonsets --delete-emptydir-data --force "
-        f"--timeout={DRAIN_TIMEOUT}; "
+        f"--timeout={timeout_seconds}s; "
         f"{KUBECTL} delete node {node} --ignore-not-found; "
         "fi"
     )
@@ -121,6 +135,17 @@ def control_plane_scheduling_command(master_name: str, has_workers: bool) -> str
     )
 
 
+def parse_join_token_output(stdout: str) -> tuple[str, str]:
+    """join-token.sh's two lines: (the join command, the release the cluster runs, "1.31.4")."""
+    lines = [line.strip() for line in stdout.strip().splitlines()]
+    if len(lines) != 2 or not lines[0].startswith("kubeadm join ") or not re.fullmatch(
+        r"1\.\d+\.\d+", lines[1]
+    ):
+        raise ValueError("join-token.sh printed something other than a join command and a "
+                         "version (two lines)")
+    return lines[0], lines[1]
+
+
 def kubeconfig_with_server(admin_conf: str, endpoint: str) -> str:
     """admin.conf with its cluster server pointed at `endpoint` (host:port)."""
     return re.sub(r"(?m)^(\s*server:\s*)https://\S+$", rf"\g<1>https://{endpoint}", admin_conf)
@@ -142,33 +167,46 @@ class KubeadmCluster(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:kubeadm:KubeadmCluster", name, None, opts)
         self._args = args
 
-        master_prepared = self._install(args.hosts.master)
+        master = args.hosts.master
+        master_version = self._kubernetes(master, self._install(master), previous=None)
+        master_prepared = [*master_version]
         init = self._run(
-            args.hosts.master,
-            f"{args.hosts.master.name}-init",
-            Step(script="kubeadm-init.sh", env=self._init_env(),
-                 triggers=self._triggers(args.hosts.master)),
+            master,
+            f"{master.name}-init",
+            Step(script="kubeadm-init.sh", env=self._init_env(), triggers=self._triggers(master)),
             master_prepared,
         )
+        admin_conf = self._run(
+            master,
+            f"{name}-kubeconfig",
+            Step(inline=f"cat {ADMIN_KUBECONFIG}", secret_output=True,
+                 triggers=self._triggers(master)),
+            [init],
+        )
 
-        joins = [self._join(worker, init) for worker in args.hosts.workers]
+        joins = []
+        previous = master_version
+        for worker in args.hosts.workers:
+            join = self._join(worker, init, master_version)
+            joins.append(join)
+            previous = self._kubernetes(
+                worker, [join], previous=previous, admin_kubeconfig=admin_conf.stdout
+            )
         scheduling = self._run(
-            args.hosts.master,
+            master,
             f"{name}-control-plane-scheduling",
             Step(
-                inline=control_plane_scheduling_command(
-                    args.hosts.master.name, bool(args.hosts.workers)
-                ),
-                triggers=self._triggers(args.hosts.master),
+                inline=control_plane_scheduling_command(master.name, bool(args.hosts.workers)),
+                triggers=self._triggers(master),
             ),
             [init],
         )
 
-        nodes = [args.hosts.master, *args.hosts.workers]
+        nodes = [master, *args.hosts.workers]
         self.node_names = [node.name for node in nodes]
         self.node_private_ips = {node.name: node.private_ip for node in nodes}
         self.ready = self._run(
-            args.hosts.master,
+            master,
             f"{name}-ready",
             Step(
                 script="wait-ready.sh",
@@ -176,17 +214,9 @@ class KubeadmCluster(pulumi.ComponentResource):
                     "EXPECTED_NODES": " ".join(self.node_names),
                     "READY_TIMEOUT_SECONDS": str(READY_TIMEOUT_SECONDS),
                 },
-                triggers=self._triggers(args.hosts.master),
+                triggers=self._triggers(master),
             ),
             [init, scheduling, *joins],
-        )
-
-        admin_conf = self._run(
-            args.hosts.master,
-            f"{name}-kubeconfig",
-            Step(inline=f"cat {ADMIN_KUBECONFIG}", secret_output=True,
-                 triggers=self._triggers(args.hosts.master)),
-            [init],
         )
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(admin_conf.stdout, args.hosts.api_endpoint).apply(
@@ -217,11 +247,11 @@ class KubeadmCluster(pulumi.ComponentResource):
         return [node.identity] if node.identity is not None else []
 
     def _install(self, node: ClusterNode) -> list[CommandResource]:
-        """Preflight, container runtime and kubeadm packages on one node, as one step.
+        """Preflight and container runtime on one node, as one step.
 
-        Three scripts on one stdin, in order: one SSH session and one resource per node
-        instead of three (the program's cost grows with resources per worker).
-        Empty when the host ships the runtime (kind).
+        Two scripts on one stdin, in order: one SSH session and one resource per node instead
+        of two (the program's cost grows with resources per worker). No Kubernetes version:
+        that is the kubernetes step's. Empty when the host ships the runtime (kind).
         """
         install = self._args.hosts.install
         if install is None:
@@ -231,12 +261,46 @@ class KubeadmCluster(pulumi.ComponentResource):
             env={
                 "PACKAGE_SOURCE": install.package_source,
                 "LOGIN_USER": install.login_user,
-                "KUBERNETES_VERSION": str(self._args.cluster.kubernetes_version),
                 **self._cgroup_env(),
             },
             triggers=self._triggers(node),
         )
         return [self._run(node, f"{node.name}-install", step, [])]
+
+    def _kubernetes(
+        self,
+        node: ClusterNode,
+        after: Sequence[pulumi.Resource],
+        previous: Sequence[pulumi.Resource] | None,
+        admin_kubeconfig: pulumi.Input[str] | None = None,
+    ) -> list[CommandResource]:
+        """The step that holds a node's kubernetesVersion (upgrade-node.sh), or nothing on kind.
+
+        The master's (`previous` None) installs the packages when created, before init, and
+        upgrades the control plane when the version changes. A worker's runs only when the
+        version changes (its packages come with its join), after the step before it in the
+        chain, and reaches the API with the admin kubeconfig to drain and uncordon itself.
+        """
+        if self._args.hosts.install is None:
+            return []
+        cluster = self._args.cluster
+        env: dict[str, pulumi.Input[str]] = {
+            "ROLE": "control-plane" if previous is None else "worker",
+            "NODE_NAME": node.name,
+            "KUBERNETES_VERSION": str(cluster.kubernetes_version),
+            "DRAIN_TIMEOUT": f"{cluster.drain_timeout_seconds}s",
+            "READY_TIMEOUT_SECONDS": str(UPGRADE_READY_TIMEOUT_SECONDS),
+            **self._cgroup_env(),
+        }
+        if admin_kubeconfig is not None:
+            env["ADMIN_KUBECONFIG"] = pulumi.Output.secret(admin_kubeconfig)
+        step = Step(
+            script=VERSION_SCRIPTS,
+            env=env,
+            triggers=self._triggers(node),
+            on_create=previous is None,
+        )
+        return [self._run(node, f"{node.name}-kubernetes", step, [*after, *(previous or [])])]
 
     def _init_env(self) -> dict[str, pulumi.Input[str]]:
         args = self._args
@@ -248,7 +312,6 @@ class KubeadmCluster(pulumi.ComponentResource):
             "ADVERTISE_ADDRESS": args.hosts.master.private_ip,
             "POD_CIDR": args.cluster.pod_cidr,
             "SERVICE_CIDR": args.cluster.service_cidr,
-            "KUBERNETES_VERSION": str(args.cluster.kubernetes_version),
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.hosts.profile,
             "CNI": args.hosts.cni,
@@ -259,7 +322,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         """ALLOW_CGROUP_V1 only when set, so stacks without it keep their steps' inputs."""
         return {"ALLOW_CGROUP_V1": "true"} if self._args.cluster.allow_cgroup_v1 else {}
 
-    def _join(self, worker: ClusterNode, init: CommandResource) -> CommandResource:
+    def _join(
+        self, worker: ClusterNode, init: CommandResource, master_version: Sequence[CommandResource]
+    ) -> CommandResource:
         master = self._args.hosts.master
         # The join runs again when the worker's machine or the control plane is new (a rebuilt
         # master is a new cluster to join). Neither changes on scale-out.
@@ -274,31 +339,37 @@ class KubeadmCluster(pulumi.ComponentResource):
             f"{worker.name}-drain",
             Step(
                 inline=f"{KUBECTL} get --raw=/readyz",
-                delete=drain_command(worker.name),
+                delete=drain_command(worker.name, self._args.cluster.drain_timeout_seconds),
                 triggers=self._triggers(worker),
             ),
             [init, *worker.depends_on],
         )
         # A fresh, short-lived join command per worker, made on the master once the worker is
-        # ready to use it, so a slow install cannot outlive the token.
+        # ready to use it, so a slow install cannot outlive the token. After the master's
+        # kubernetes step: a worker added during an upgrade joins at the new version.
         token = self._run(
             master,
             f"{worker.name}-join-token",
             Step(script="join-token.sh", env={"TOKEN_TTL": JOIN_TOKEN_TTL}, secret_output=True,
                  triggers=triggers),
-            [init, *prepared],
+            [init, *master_version, *prepared],
         )
+        token_lines = token.stdout.apply(parse_join_token_output)
+        env: dict[str, pulumi.Input[str]] = {
+            "JOIN_COMMAND": pulumi.Output.secret(token_lines[0]),
+            "NODE_NAME": worker.name,
+            "NODE_PROFILE": self._args.hosts.profile,
+            **self._cgroup_env(),
+        }
+        if self._args.hosts.install is not None:
+            env["KUBERNETES_VERSION"] = pulumi.Output.secret(token_lines[1])
         join = self._run(
             worker,
             f"{worker.name}-join",
             Step(
-                script="kubeadm-join.sh",
-                env={
-                    "JOIN_COMMAND": pulumi.Output.secret(token.stdout.apply(str.strip)),
-                    "NODE_NAME": worker.name,
-                    "NODE_PROFILE": self._args.hosts.profile,
-                    **self._cgroup_env(),
-                },
+                script=JOIN_SCRIPTS if self._args.hosts.install is not None
+                else "kubeadm-join.sh",
+                env=env,
                 triggers=triggers,
             ),
             [*prepared, token, drain],

@@ -29,6 +29,8 @@ class Step:
     `env` exported first;
     `inline` is a short command used instead of a script. `delete` is an inline command run
     when the step is destroyed. `secret_output` marks stdout secret and turns logging off.
+    `on_create` False: nothing runs (and nothing is dialled) when the step is created; the
+    command runs only when its inputs change (pulumi-command's `update`, with `create` unset).
     """
 
     script: str | tuple[str, ...] | None = None
@@ -37,6 +39,7 @@ class Step:
     delete: str | None = None
     secret_output: bool = False
     triggers: Sequence[pulumi.Input[Any]] = ()
+    on_create: bool = True
 
     def __post_init__(self) -> None:
         if (self.script is None) == (self.inline is None):
@@ -70,6 +73,11 @@ class Transport(Protocol):
     """Runs steps on one host."""
 
     def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> CommandResource: ...
+
+
+def create_and_update(step: Step, command: str) -> tuple[str | None, str | None]:
+    """The (create, update) commands of a step: `command` on create, or only on update."""
+    return (command, None) if step.on_create else (None, command)
 
 
 def command_options(step: Step, opts: pulumi.ResourceOptions) -> pulumi.ResourceOptions:
@@ -110,9 +118,11 @@ class DockerExecTransport:
         )
 
     def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.local.Command:
+        create, update = create_and_update(step, self.create_command(step))
         return command.local.Command(
             name,
-            create=self.create_command(step),
+            create=create,
+            update=update,
             delete=self.delete_command(step.delete) if step.delete else None,
             stdin=stdin_text(step.script, step.env) if step.script else None,
             triggers=list(step.triggers) or None,
@@ -174,10 +184,12 @@ class SshTransport:
         return f"sudo -n sh -c {shlex.quote(inline)} </dev/null"
 
     def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.remote.Command:
+        create, update = create_and_update(step, self.create_command(step))
         return command.remote.Command(
             name,
             connection=self.connection(),
-            create=self.create_command(step),
+            create=create,
+            update=update,
             delete=self.inline_command(step.delete) if step.delete else None,
             stdin=stdin_text(step.script, step.env) if step.script else None,
             triggers=list(step.triggers) or None,

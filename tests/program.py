@@ -34,6 +34,7 @@ FAKE_JOIN_COMMAND = (
     "kubeadm join 10.0.1.10:6443 --token abcdef.0123456789abcdef "
     f"--discovery-token-ca-cert-hash {FAKE_CA_HASH}"
 )
+FAKE_CLUSTER_RELEASE = "1.37.2"
 FAKE_ADMIN_CONF = """apiVersion: v1
 clusters:
 - cluster:
@@ -148,7 +149,7 @@ class ProgramMocks(pulumi.runtime.Mocks):
 
 def fake_stdout(name: str) -> str:
     if name.endswith("-join-token"):
-        return FAKE_JOIN_COMMAND + "\n"
+        return f"{FAKE_JOIN_COMMAND}\n{FAKE_CLUSTER_RELEASE}\n"
     if name.endswith("-kubeconfig"):
         return FAKE_ADMIN_CONF
     return ""

@@ -65,6 +65,7 @@ def test_defaults_when_keys_are_absent() -> None:
     assert config.cluster.service_cidr == "10.96.0.0/12"
     assert config.apps[0].name == "nginx"
     assert config.apps[0].namespace == "apps"
+    assert config.cluster.drain_timeout_seconds == 300
 
 
 @pytest.mark.parametrize("stack", ["dev", "aws"])
@@ -125,6 +126,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"kubernetesVersion": "2.0"}, "kubernetesVersion", "such as 1.31 or 1.31.4"),
     ("dev", {"kubernetesVersion": "1.99"}, "kubernetesVersion", "to 1.37"),
     ("dev", {"kubernetesVersion": "stable"}, "kubernetesVersion", "a Kubernetes minor version"),
+    ("dev", {"drainTimeoutSeconds": "5"}, "drainTimeoutSeconds", "from 10 to 3600"),
+    ("aws", {"drainTimeoutSeconds": "soon"}, "drainTimeoutSeconds", "a whole number"),
     ("dev", {"podCidr": "10.244.0.1/16"}, "podCidr", "no host bits set"),
     ("dev", {"podCidr": "10.244.0.0"}, "podCidr", "CIDR form"),
     ("dev", {"podCidr": "fd00::/64"}, "podCidr", "an IPv4 network"),

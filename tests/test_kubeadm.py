@@ -6,6 +6,7 @@ independently of how a target makes its machines.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pulumi
@@ -20,6 +21,7 @@ from components.kubeadm import (
     NodeInstall,
     drain_command,
     kubeconfig_with_server,
+    parse_join_token_output,
 )
 from components.transport import DockerExecTransport, SshTransport
 from tests.conftest import FAKE_ADMIN_CONF, ComponentRunner, ProgramRun
@@ -55,9 +57,9 @@ def stand_in_cluster(with_install: bool, ssh: bool) -> None:
 
 
 def run_cluster(run_components: ComponentRunner, workers: int, with_install: bool = True,
-                ssh: bool = True) -> ProgramRun:
+                ssh: bool = True, **overrides: str) -> ProgramRun:
     return run_components(lambda: stand_in_cluster(with_install, ssh), stack="aws",
-                          workers=str(workers))
+                          workers=str(workers), **overrides)
 
 
 def step_names(run: ProgramRun) -> set[str]:
@@ -68,12 +70,13 @@ def step_names(run: ProgramRun) -> set[str]:
 def test_steps_for_each_node(run_components: ComponentRunner, workers: int) -> None:
     run = run_cluster(run_components, workers)
     master = "kubeadm-aws-master"
-    expected = {f"{master}-install", f"{master}-init"}
+    expected = {f"{master}-install", f"{master}-kubernetes", f"{master}-init"}
     expected |= {"kubeadm-aws-ready", "kubeadm-aws-kubeconfig",
                  "kubeadm-aws-control-plane-scheduling"}
     for i in range(workers):
         worker = f"kubeadm-aws-worker-{i}"
-        expected |= {f"{worker}-{s}" for s in ("install", "join-token", "join", "drain")}
+        expected |= {f"{worker}-{s}" for s in (
+            "install", "join-token", "join", "drain", "kubernetes")}
     assert step_names(run) == expected
 
 
@@ -150,13 +153,14 @@ def test_init_inputs(run_components: ComponentRunner) -> None:
         "export ADVERTISE_ADDRESS=10.0.1.10",
         "export CERT_SANS=203.0.113.10,ec2-203-0-113-10.example",
         "export CNI=flannel",
-        "export KUBERNETES_VERSION=1.37",
         "export NODE_NAME=kubeadm-aws-master",
         "export POD_CIDR=10.244.0.0/16",
         "export SERVICE_CIDR=10.96.0.0/12",
     ):
         assert line + "\n" in stdin
     assert "kubeadm init" in stdin
+    # The version lives only in the kubernetes steps: changing it must not rerun init.
+    assert "KUBERNETES_VERSION=" not in stdin.split("#!/usr/bin/env bash")[0]
 
 
 def test_single_node_untaints_the_control_plane(run_components: ComponentRunner) -> None:
@@ -198,7 +202,7 @@ def test_scale_out_leaves_existing_nodes_steps_unchanged(run_components: Compone
     assert changed == {"kubeadm-aws-ready"}, changed
     added = set(after) - set(before)
     assert added == {f"kubeadm-aws-worker-2-{s}" for s in (
-        "install", "join-token", "join", "drain")}
+        "install", "join-token", "join", "drain", "kubernetes")}
 
 
 def test_without_install_no_install_steps_run(run_components: ComponentRunner) -> None:
@@ -239,3 +243,93 @@ def test_join_token_is_made_after_the_workers_install(run_components: ComponentR
         token = run.named(f"kubeadm-aws-worker-{i}-join-token")
         assert run.depends_on(token, run.named(f"kubeadm-aws-worker-{i}-install"))
         assert not run.depends_on(token, run.named(f"kubeadm-aws-worker-{1 - i}-install"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Upgrades: the version lives in one step per node, chained master first
+
+
+def test_a_version_change_changes_only_the_kubernetes_steps(
+    run_components: ComponentRunner,
+) -> None:
+    before = {r.name: r.inputs for r in run_cluster(
+        run_components, 2, kubernetesVersion="1.36").resources}
+    after = {r.name: r.inputs for r in run_cluster(
+        run_components, 2, kubernetesVersion="1.37.2").resources}
+    assert set(before) == set(after)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {f"kubeadm-aws-{node}-kubernetes"
+                       for node in ("master", "worker-0", "worker-1")}
+    for name in changed:
+        assert "export KUBERNETES_VERSION=1.37.2\n" in after[name]["stdin"], name
+
+
+def test_kubernetes_steps_run_master_first_then_one_worker_at_a_time(
+    run_components: ComponentRunner,
+) -> None:
+    run = run_cluster(run_components, 3)
+    chain = [run.named(f"kubeadm-aws-{node}-kubernetes")
+             for node in ("master", "worker-0", "worker-1", "worker-2")]
+    for earlier, later in itertools.pairwise(chain):
+        assert earlier.urn in run.direct_dependencies(later), later.name
+    for i, step in enumerate(chain[1:]):
+        # After its own join, and never before the worker before it.
+        assert run.depends_on(step, run.named(f"kubeadm-aws-worker-{i}-join"))
+        assert "export ROLE=worker\n" in step.inputs["stdin"]
+        assert "stdin" in step.secret_inputs  # it carries the admin kubeconfig
+        assert f"export ADMIN_KUBECONFIG={FAKE_ADMIN_CONF!r}" not in step.inputs["stdin"]
+        assert "ADMIN_KUBECONFIG=" in step.inputs["stdin"]
+    assert "export ROLE=control-plane\n" in chain[0].inputs["stdin"]
+    assert "ADMIN_KUBECONFIG" not in chain[0].inputs["stdin"].split("#!/usr/bin/env bash")[0]
+    # init waits for the master's packages; a worker's join token for the master's upgrade,
+    # so a worker added during an upgrade joins at the new version.
+    assert run.depends_on(run.named("kubeadm-aws-master-init"), chain[0])
+    assert run.depends_on(run.named("kubeadm-aws-worker-2-join-token"), chain[0])
+    # The workers' chain must not order the joins: they still run side by side.
+    for i in range(3):
+        join = run.named(f"kubeadm-aws-worker-{i}-join")
+        assert not any(run.depends_on(join, step) for step in chain[1:]), join.name
+
+
+def test_drain_timeout_reaches_scale_in_and_upgrade_drains(
+    run_components: ComponentRunner,
+) -> None:
+    run = run_cluster(run_components, 1, drainTimeoutSeconds="45")
+    assert "--timeout=45s" in run.named("kubeadm-aws-worker-0-drain").inputs["delete"]
+    assert "export DRAIN_TIMEOUT=45s\n" in run.named("kubeadm-aws-worker-0-kubernetes").inputs[
+        "stdin"]
+    default = run_cluster(run_components, 1)
+    assert "--timeout=300s" in default.named("kubeadm-aws-worker-0-drain").inputs["delete"]
+
+
+def test_join_installs_the_version_the_cluster_runs(run_components: ComponentRunner) -> None:
+    join = run_cluster(run_components, 1, kubernetesVersion="1.36").named(
+        "kubeadm-aws-worker-0-join")
+    stdin = join.inputs["stdin"]
+    # From the join-token step's second line, not from config.
+    assert "export KUBERNETES_VERSION=1.37.2\n" in stdin
+    assert stdin.index("SCRIPT_NAME=install-kubeadm.sh") < stdin.index(
+        "SCRIPT_NAME=kubeadm-join.sh")
+
+
+def test_kind_nodes_have_no_kubernetes_steps(run_components: ComponentRunner) -> None:
+    run = run_cluster(run_components, 1, with_install=False, ssh=False)
+    assert not [r for r in run.resources if r.name.endswith("-kubernetes")]
+    join = run.named("kubeadm-aws-worker-0-join").inputs["stdin"]
+    assert "KUBERNETES_VERSION" not in join.split("#!/usr/bin/env bash")[0]
+
+
+@pytest.mark.parametrize("stdout", [
+    "kubeadm join 10.0.0.1:6443 --token a.b\n",
+    "kubeadm join 10.0.0.1:6443 --token a.b\n1.37\n",
+    "not a join\n1.37.2\n",
+    "",
+])
+def test_join_token_output_must_be_a_join_command_and_a_release(stdout: str) -> None:
+    with pytest.raises(ValueError, match="two lines"):
+        parse_join_token_output(stdout)
+
+
+def test_join_token_output_parses() -> None:
+    assert parse_join_token_output("kubeadm join h:6443 --token t\n1.36.5\n") == (
+        "kubeadm join h:6443 --token t", "1.36.5")

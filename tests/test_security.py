@@ -279,7 +279,7 @@ def test_private_workers_are_reached_through_the_master(runs: dict[str, ProgramR
     for r in run.of_type("command:remote:Command"):
         connection = r.inputs["connection"]
         if r.name.startswith("kubeadm-aws-worker-") and r.name.endswith(
-                ("-install", "-join")):
+                ("-install", "-join", "-kubernetes")):
             assert connection["host"].startswith("10.0.2."), r.name
             proxy = connection["proxy"]
             assert proxy["host"] == FAKE_EIP, r.name
@@ -316,7 +316,7 @@ def test_joins_verify_the_ca_hash(runs: dict[str, ProgramRun]) -> None:
     for run in aws_runs(runs):
         joins = [r for r in run.of_type("command:remote:Command") if r.name.endswith("-join")]
         assert len(joins) == 2
-        join_script = script_text("kubeadm-join.sh")
+        join_script = script_text(("install-kubeadm.sh", "kubeadm-join.sh"))
         for join in joins:
             stdin = join.inputs["stdin"]
             assert "stdin" in join.secret_inputs

@@ -1,9 +1,10 @@
 """The node scripts, as the exact text the program feeds to a host's shell on stdin.
 
-Each script sources `common.sh` when run from a file; over stdin there is no file to source, so
-the program sends `common.sh` followed by the script, and the script's guard sees the functions
-already defined. Several scripts can share one stdin: each runs its `main` as it is read, in
-order, and the first failure stops the rest (`set -e`).
+Each script sources `common.sh` (and the libraries it needs, LIBRARIES) when run from a file;
+over stdin there is no file to source, so the program sends `common.sh`, then each library a
+script needs (once, before the first script that needs it), then the script, and the script's
+guard sees the functions already defined. Several scripts can share one stdin: each runs its
+`main` as it is read, in order, and the first failure stops the rest (`set -e`).
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,11 @@ from pathlib import Path
 
 SCRIPTS_DIR = Path(__file__).parent
 COMMON = "common.sh"
+# Scripts that define functions only, and the scripts that source them.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "install-kubeadm.sh": ("packages.sh",),
+    "upgrade-node.sh": ("packages.sh",),
+}
 
 
 def script_path(name: str) -> Path:
@@ -31,4 +37,12 @@ def script_text(names: str | Sequence[str]) -> str:
     ordered = [names] if isinstance(names, str) else list(names)
     if not ordered:
         raise ValueError("script_text needs at least one script name")
-    return "\n\n".join([read_script(COMMON).rstrip("\n"), *(read_script(n) for n in ordered)])
+    parts = [read_script(COMMON).rstrip("\n")]
+    sent: set[str] = set()
+    for name in ordered:
+        for library in LIBRARIES.get(name, ()):
+            if library not in sent:
+                sent.add(library)
+                parts.append(read_script(library).rstrip("\n"))
+        parts.append(read_script(name))
+    return "\n\n".join(parts)

@@ -59,6 +59,31 @@ cgroup_v1_host() { [[ ! -f /sys/fs/cgroup/cgroup.controllers ]]; }
 # True when the stack set allowCgroupV1 (ALLOW_CGROUP_V1=true) and this host needs it.
 cgroup_v1_allowed_here() { [[ ${ALLOW_CGROUP_V1:-false} == true ]] && cgroup_v1_host; }
 
+# kubelet 1.35 and newer refuses to start on cgroup v1 unless its failCgroupV1 is false, and
+# kubeadm's SystemVerification preflight fails there (KEP-5573): say so before anything is installed
+# (preflight.sh, when it knows the version) and again before the packages are (install-kubeadm.sh).
+check_cgroups() {
+    if ! cgroup_v1_host; then
+        log_skip "cgroup v2 (unified hierarchy)"
+        return 0
+    fi
+    local wanted=${KUBERNETES_VERSION:-}
+    wanted=${wanted#v}
+    if [[ -z $wanted ]]; then
+        log_info "this host uses cgroup v1: checked against the Kubernetes version when kubeadm is installed"
+        return 0
+    fi
+    if [[ $wanted =~ ^1\.([0-9]+) ]] && [[ ${BASH_REMATCH[1]} -lt 35 ]]; then
+        log_warn "this host uses cgroup v1, which Kubernetes deprecates; kubelet ${wanted} still runs on it"
+        return 0
+    fi
+    if [[ ${ALLOW_CGROUP_V1:-false} == true ]]; then
+        log_warn "this host uses cgroup v1: kubelet runs with failCgroupV1: false and kubeadm skips its SystemVerification check (allowCgroupV1)"
+        return 0
+    fi
+    die "this host uses cgroup v1, which kubelet ${wanted} refuses to run on: boot it with cgroup v2 (kernel parameter systemd.unified_cgroup_hierarchy=1, the default on current distributions), or set the stack's allowCgroupV1 to true"
+}
+
 require_control_plane() {
     [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
 }
@@ -238,4 +263,25 @@ download() {
     retry "download ${url}" curl -fsSL --connect-timeout 15 --max-time 120 -o "${dest}.part" "$url" ||
         die "could not download ${url} after ${RETRY_ATTEMPTS:-5} attempts"
     mv -f "${dest}.part" "$dest"
+}
+
+# shellcheck disable=SC2034 # used by install-runtime.sh and packages.sh
+CONTAINERD_CONFIG=/etc/containerd/config.toml
+
+# The pause image the installed kubeadm uses for its version ("registry.k8s.io/pause:3.10.2"),
+# or nothing when kubeadm is not installed yet (packages.sh points containerd at it once it is).
+kubeadm_pause_image() {
+    command -v kubeadm >/dev/null 2>&1 || return 0
+    local version
+    version=$(kubeadm version -o short 2>/dev/null) || return 0
+    [[ $version =~ ^v1\.[0-9]+\.[0-9]+ ]] || return 0
+    kubeadm config images list --kubernetes-version "${BASH_REMATCH[0]}" 2>/dev/null |
+        grep -m1 -E '/pause:[^[:space:]]+$' || true
+}
+
+# Point the CRI plugin's sandbox image at IMAGE: `sandbox_image` in a config version 2 (containerd
+# 1.x), `sandbox` under pinned_images in version 3 (containerd 2.x). Config on stdin and stdout.
+set_sandbox_image() {
+    sed -E -e "s#^([[:space:]]*)sandbox_image[[:space:]]*=.*#\1sandbox_image = \"$1\"#" \
+        -e "s#^([[:space:]]*)sandbox[[:space:]]*=.*#\1sandbox = '$1'#"
 }

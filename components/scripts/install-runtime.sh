@@ -15,7 +15,6 @@ SCRIPT_NAME=install-runtime.sh
 
 DOCKER_REPO_BASE=https://download.docker.com/linux
 KEYRINGS=/etc/apt/keyrings
-CONTAINERD_CONFIG=/etc/containerd/config.toml
 DOCKER_DAEMON_JSON=/etc/docker/daemon.json
 
 install_from_docker_repo() {
@@ -96,24 +95,6 @@ set_systemd_cgroup() {
         { print }
         END { close_section(); if (!done) exit 3 }
     '
-}
-
-# The pause image the installed kubeadm uses for its version ("registry.k8s.io/pause:3.10.2"),
-# or nothing when kubeadm is not installed (the install step installs it before the runtime).
-kubeadm_pause_image() {
-    command -v kubeadm >/dev/null 2>&1 || return 0
-    local version
-    version=$(kubeadm version -o short 2>/dev/null) || return 0
-    [[ $version =~ ^v1\.[0-9]+\.[0-9]+ ]] || return 0
-    kubeadm config images list --kubernetes-version "${BASH_REMATCH[0]}" 2>/dev/null |
-        grep -m1 -E '/pause:[^[:space:]]+$' || true
-}
-
-# Point the CRI plugin's sandbox image at IMAGE: `sandbox_image` in a config version 2 (containerd
-# 1.x), `sandbox` under pinned_images in version 3 (containerd 2.x). Config on stdin and stdout.
-set_sandbox_image() {
-    sed -E -e "s#^([[:space:]]*)sandbox_image[[:space:]]*=.*#\1sandbox_image = \"$1\"#" \
-        -e "s#^([[:space:]]*)sandbox[[:space:]]*=.*#\1sandbox = '$1'#"
 }
 
 containerd_config() {

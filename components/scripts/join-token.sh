@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prints a fresh, short-lived worker join command on stdout: exactly one line, the output of
-# `kubeadm token create --print-join-command`, and nothing else (the caller keeps it secret).
+# Prints on stdout exactly two lines and nothing else (the caller keeps them secret): a fresh,
+# short-lived worker join command (`kubeadm token create --print-join-command`), then the
+# Kubernetes release the cluster runs (kubeadm-config's kubernetesVersion, like 1.31.4), the one
+# a joining worker installs.
 # Environment:
 #   TOKEN_TTL   token lifetime, a duration like 15m or 1h (default 15m; 0 = forever is refused)
 set -euo pipefail
@@ -14,14 +16,19 @@ main() {
     [[ $ttl =~ ^([0-9]+(h|m|s))+$ ]] || die "TOKEN_TTL must be a duration like 15m or 1h, not '${ttl}'"
     [[ $ttl =~ [1-9] ]] || die "TOKEN_TTL must be more than zero (a zero TTL never expires)"
     require_control_plane
-    require_cmd kubeadm
+    require_cmd kubeadm kubectl
     local line
     line=$(kubeadm token create --print-join-command --ttl "$ttl") ||
         die "kubeadm token create failed (is the API server up?)"
     line=$(printf '%s' "$line" | sed -e 's/[[:space:]]*$//' | grep -v '^[[:space:]]*$' || true)
     [[ $(wc -l <<<"$line") -eq 1 && $line == "kubeadm join "* && $line == *"--discovery-token-ca-cert-hash sha256:"* ]] ||
         die "kubeadm token create did not print a join command with a CA certificate hash"
-    printf '%s\n' "$line"
+    local config version
+    config=$(kubectl_admin -n kube-system get configmap kubeadm-config -o jsonpath='{.data.ClusterConfiguration}') ||
+        die "cannot read kube-system/kubeadm-config (is the API server up?)"
+    version=$(awk '$1 == "kubernetesVersion:" { print $2 }' <<<"$config")
+    [[ $version =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "kubeadm-config names no kubernetesVersion like v1.31.4 (found '${version}')"
+    printf '%s\n%s\n' "$line" "${version#v}"
     log_step "printed a join command valid for ${ttl}"
 }
 

@@ -7,7 +7,8 @@
 # kubeadm-config ConfigMap (kubeadm's upload-config phase); the marker is written then.
 # Environment:
 #   NODE_NAME, ADVERTISE_ADDRESS, POD_CIDR, SERVICE_CIDR   required
-#   KUBERNETES_VERSION      required: 1.31 (use the installed kubeadm's patch) or 1.31.4
+#   KUBERNETES_VERSION      optional: 1.31 (the installed kubeadm's patch of it) or 1.31.4; default: the
+#                           installed kubeadm's own version (the program's: the node's packages decide)
 #   CERT_SANS               comma-separated extra API server certificate names (may be empty)
 #   CONTROL_PLANE_ENDPOINT  optional host[:port] for the API (stable address/DNS name)
 #   CRI_SOCKET              default unix:///run/containerd/containerd.sock
@@ -32,7 +33,7 @@ KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
 CNI_DIR=/etc/kubernetes/cni
 
 validate() {
-    require_env NODE_NAME ADVERTISE_ADDRESS POD_CIDR SERVICE_CIDR KUBERNETES_VERSION
+    require_env NODE_NAME ADVERTISE_ADDRESS POD_CIDR SERVICE_CIDR
     local cidr name
     for name in POD_CIDR SERVICE_CIDR; do
         cidr=${!name}
@@ -41,7 +42,7 @@ validate() {
     done
     [[ $ADVERTISE_ADDRESS =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
         die "ADVERTISE_ADDRESS must be an IPv4 address, not '${ADVERTISE_ADDRESS}'"
-    [[ ${KUBERNETES_VERSION#v} =~ ^1\.[0-9]+(\.[0-9]+)?$ ]] ||
+    [[ -z ${KUBERNETES_VERSION:-} || ${KUBERNETES_VERSION#v} =~ ^1\.[0-9]+(\.[0-9]+)?$ ]] ||
         die "KUBERNETES_VERSION must look like 1.31 or 1.31.4, not '${KUBERNETES_VERSION}'"
     check_node_name_and_profile
     case $CNI in flannel | kind) ;; *) die "CNI must be 'flannel' or 'kind', not '${CNI}'" ;; esac
@@ -63,8 +64,11 @@ resolve_versions() {
     [[ $KUBEADM_VERSION =~ ^v1\.([0-9]+)\.[0-9]+ ]] ||
         die "cannot parse kubeadm's version '${KUBEADM_VERSION}'"
     KUBEADM_MINOR=${BASH_REMATCH[1]}
-    local wanted=${KUBERNETES_VERSION#v}
-    if [[ $wanted =~ ^1\.[0-9]+$ ]]; then
+    local wanted=${KUBERNETES_VERSION:-}
+    wanted=${wanted#v}
+    if [[ -z $wanted ]]; then
+        CLUSTER_VERSION=${KUBEADM_VERSION%%[-+]*}
+    elif [[ $wanted =~ ^1\.[0-9]+$ ]]; then
         [[ ${KUBEADM_VERSION#v} == "${wanted}."* ]] ||
             die "KUBERNETES_VERSION ${wanted} does not match the installed kubeadm ${KUBEADM_VERSION}"
         CLUSTER_VERSION=${KUBEADM_VERSION%%[-+]*}

@@ -2,7 +2,8 @@
 # Host checks and kernel settings kubeadm's preflight needs: 64-bit CPU, kernel >= 3.10, swap off
 # (now and after reboot), overlay + br_netfilter modules, forwarding/bridge sysctls.
 # Environment:
-#   KUBERNETES_VERSION  optional: 1.31 or 1.31.4; from 1.35 on, a cgroup v1 host is refused
+#   KUBERNETES_VERSION  optional: 1.31 or 1.31.4; from 1.35 on, a cgroup v1 host is refused (the
+#                       install step gives none: install-kubeadm.sh checks again with the version)
 #   ALLOW_CGROUP_V1     true: accept a cgroup v1 host anyway (the stack's allowCgroupV1)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -33,30 +34,6 @@ check_platform() {
     version_ge "${BASH_REMATCH[0]}" 3.10 ||
         die "kernel ${kernel} is too old: kubeadm needs Linux 3.10 or newer"
     log_step "platform ${arch}, kernel ${kernel}: supported"
-}
-
-# kubelet 1.35 and newer refuses to start on cgroup v1 unless its failCgroupV1 is false, and
-# kubeadm's SystemVerification preflight fails there (KEP-5573): say so before anything is installed.
-check_cgroups() {
-    if ! cgroup_v1_host; then
-        log_skip "cgroup v2 (unified hierarchy)"
-        return 0
-    fi
-    local wanted=${KUBERNETES_VERSION:-}
-    wanted=${wanted#v}
-    if [[ -z $wanted ]]; then
-        log_warn "this host uses cgroup v1, which kubelet 1.35 and newer refuses to run on (KUBERNETES_VERSION not given)"
-        return 0
-    fi
-    if [[ $wanted =~ ^1\.([0-9]+) ]] && [[ ${BASH_REMATCH[1]} -lt 35 ]]; then
-        log_warn "this host uses cgroup v1, which Kubernetes deprecates; kubelet ${wanted} still runs on it"
-        return 0
-    fi
-    if [[ ${ALLOW_CGROUP_V1:-false} == true ]]; then
-        log_warn "this host uses cgroup v1: kubelet runs with failCgroupV1: false and kubeadm skips its SystemVerification check (allowCgroupV1)"
-        return 0
-    fi
-    die "this host uses cgroup v1, which kubelet ${wanted} refuses to run on: boot it with cgroup v2 (kernel parameter systemd.unified_cgroup_hierarchy=1, the default on current distributions), or set the stack's allowCgroupV1 to true"
 }
 
 disable_swap() {

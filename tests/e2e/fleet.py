@@ -220,10 +220,17 @@ def host_entry(machine: Machine) -> dict[str, Any]:
     return {"address": machine.ip, "hostKey": machine.host_key}
 
 
-def machines_stack_file(control_plane: Machine, workers: list[Machine], app_image: str) -> str:
+def machines_stack_file(
+    control_plane: Machine,
+    workers: list[Machine],
+    app_image: str,
+    kubernetes_version: str | None = None,
+    drain_timeout_seconds: int | None = None,
+) -> str:
     """The shipped Pulumi.machines.yaml with these machines, Debian's runtime packages
     (packageSource distro), the login user, `app_image` for the default app, and
-    allowCgroupV1 when this host runs cgroup v1 (kubelet 1.35+ refuses it otherwise)."""
+    allowCgroupV1 when this host runs cgroup v1 (kubelet 1.35+ refuses it otherwise);
+    `kubernetes_version` ("1.36") and `drain_timeout_seconds` when given."""
     document = yaml.safe_load((ROOT / "Pulumi.machines.yaml").read_text())
     config = document["config"]
     config["kubeadm-cluster:sshUser"] = LOGIN_USER
@@ -231,6 +238,10 @@ def machines_stack_file(control_plane: Machine, workers: list[Machine], app_imag
     config["kubeadm-cluster:controlPlaneHosts"] = [host_entry(control_plane)]
     config["kubeadm-cluster:workerHosts"] = [host_entry(m) for m in workers]
     config["kubeadm-cluster:apps"][0]["image"] = app_image
+    if kubernetes_version is not None:
+        config["kubeadm-cluster:kubernetesVersion"] = kubernetes_version
+    if drain_timeout_seconds is not None:
+        config["kubeadm-cluster:drainTimeoutSeconds"] = drain_timeout_seconds
     if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
         config["kubeadm-cluster:allowCgroupV1"] = True
     return yaml.safe_dump(document, sort_keys=False)

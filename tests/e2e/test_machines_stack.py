@@ -4,10 +4,14 @@ Debian, kubeadm packages from an apt repository, init, fresh-token joins, drains
 apps) runs for real on Debian machine containers (tests/e2e/fleet.py) reached over SSH.
 
 In order, as a user would drive it (each test builds on the one before):
-up with 1 control plane + 2 workers -> no perpetual diff -> a machine whose host key is not the
-pinned one is refused -> 3 workers -> 1 worker (drained, then reset) -> destroy (every machine
-reset, packages left). Checks read the cluster through the exported kubeconfig and app URL,
-and the machines through `docker exec`, never through the program's internals.
+up with 1 control plane + 2 workers at the previous minor (1.36) -> no perpetual diff -> the
+upgrade to the default minor previewed as one step per node -> the upgrade while a request loop
+runs, stopped by a PodDisruptionBudget that blocks the first worker's drain -> the budget
+freed, the rerun resumes and finishes -> a downgrade refused -> a machine whose host key is not
+the pinned one is refused -> 3 workers (the new one joins at the cluster's version) -> 1 worker
+(drained, then reset) -> destroy (every machine reset, packages left). Checks read the cluster
+through the exported kubeconfig and app URL, and the machines through `docker exec`, never
+through the program's internals.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tests.e2e.fleet import (
 )
 from tests.e2e.internet import InternetStandin
 from tests.e2e.project import APP_IMAGE, E2E_DIR, E2EError, Workspace, wait_for
-from tests.e2e.traffic import answers
+from tests.e2e.traffic import RequestLoop, answers
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +42,12 @@ CLUSTER = "kubeadm-machines"
 MASTER = f"{CLUSTER}-master"
 NODE_PORT = 30080
 STATE: dict[str, Any] = {}
+# The cluster starts at the previous minor and is upgraded to the default one; both are in the
+# internet stand-in's apt repository and registry (toolchain/versions.sh).
+PREVIOUS_RELEASE = "v1.36.5"
+RELEASE = "v1.37.2"
+DRAIN_TIMEOUT_SECONDS = 30
+BLOCKER = "upgrade-blocker"
 
 
 def worker(index: int) -> str:
@@ -78,7 +88,9 @@ def fleet(internet: InternetStandin) -> Iterator[Fleet]:
 def workspace(fleet: Fleet) -> Iterator[Workspace]:
     workers = [fleet.machines[worker(0)], fleet.machines[worker(1)]]
     workspace = Workspace(STACK, lambda: machines_stack_file(
-        fleet.machines[MASTER], workers, APP_REGISTRY_IMAGE))
+        fleet.machines[MASTER], workers, APP_REGISTRY_IMAGE,
+        kubernetes_version=PREVIOUS_RELEASE.removeprefix("v").rsplit(".", 1)[0],
+        drain_timeout_seconds=DRAIN_TIMEOUT_SECONDS))
     workspace.check_tools()
     workspace.prepare()
     workspace.fresh_stack()
@@ -156,12 +168,11 @@ def test_up_gives_ready_nodes_flannel_and_the_app(workspace: Workspace, fleet: F
     assert url == f"http://{fleet.machines[MASTER].ip}:{NODE_PORT}"
     for name in expected:
         machine = fleet.machines[name]
-        assert machine.sh("kubeadm version -o short").strip() == "v1.37.2"
+        assert machine.sh("kubeadm version -o short").strip() == PREVIOUS_RELEASE
         held = machine.sh("apt-mark showhold").split()
         assert {"kubelet", "kubeadm", "kubectl"} <= set(held)
         # containerd's sandbox image is kubeadm's pause, not its own default (pause:3.6).
-        pause = machine.sh("kubeadm config images list --kubernetes-version v1.37.2 | grep pause")
-        assert f'sandbox_image = "{pause.strip()}"' in machine.sh("cat /etc/containerd/config.toml")
+        assert_pause_follows_kubeadm(machine, PREVIOUS_RELEASE)
         assert "pause:3.6" not in machine.sh("ctr -n k8s.io images ls -q")
         # packageSource distro: the runtime is Debian's own (its versions end in +debNN...).
         for package in ("containerd", "docker.io"):
@@ -169,6 +180,112 @@ def test_up_gives_ready_nodes_flannel_and_the_app(workspace: Workspace, fleet: F
 
 
 def test_no_changes_after_up(workspace: Workspace) -> None:
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
+def node_versions(workspace: Workspace) -> dict[str, tuple[str, bool]]:
+    """Node name -> (kubelet version, cordoned)."""
+    items = json.loads(workspace.kubectl("get", "nodes", "-o", "json"))["items"]
+    return {n["metadata"]["name"]: (n["status"]["nodeInfo"]["kubeletVersion"],
+                                    bool(n["spec"].get("unschedulable")))
+            for n in items}
+
+
+def assert_pause_follows_kubeadm(machine: Machine, release: str) -> None:
+    pause = machine.sh(f"kubeadm config images list --kubernetes-version {release} | grep pause")
+    assert f'sandbox_image = "{pause.strip()}"' in machine.sh("cat /etc/containerd/config.toml")
+
+
+def preview_steps(workspace: Workspace) -> list[tuple[str, str]]:
+    """(operation, resource name) of every step a preview would take, in the engine's order."""
+    result = workspace.pulumi("preview", "--json", "--skip-plugin-pre-install")
+    steps = json.loads(result.stdout).get("steps", [])
+    return [(s["op"], s["urn"].rsplit("::", 1)[-1]) for s in steps if s["op"] != "same"]
+
+
+def add_drain_blocker(workspace: Workspace, node: str) -> None:
+    """One pod on `node` behind a PodDisruptionBudget that allows no disruption."""
+    manifest = {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": BLOCKER, "namespace": "default"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": BLOCKER}},
+                  "template": {"metadata": {"labels": {"app": BLOCKER}}, "spec": {
+                      "nodeSelector": {"kubernetes.io/hostname": node},
+                      "containers": [{"name": "web", "image": APP_REGISTRY_IMAGE}]}}}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": BLOCKER, "namespace": "default"},
+         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": BLOCKER}}}},
+    ]}
+    path = workspace.kubeconfig.parent / f"{BLOCKER}.json"
+    path.write_text(json.dumps(manifest))
+    workspace.kubectl("apply", "-f", str(path))
+    workspace.kubectl("rollout", "status", f"deployment/{BLOCKER}", "-n", "default",
+                      "--timeout=180s")
+
+
+def test_the_upgrade_previews_as_one_step_per_node_in_order(workspace: Workspace) -> None:
+    workspace.pulumi("config", "set", "kubernetesVersion", RELEASE.removeprefix("v"))
+    assert preview_steps(workspace) == [
+        ("update", f"{MASTER}-kubernetes"),
+        ("update", f"{worker(0)}-kubernetes"),
+        ("update", f"{worker(1)}-kubernetes"),
+    ]
+
+
+def test_a_blocked_drain_stops_the_upgrade_with_the_pod_and_budget_named(
+    workspace: Workspace,
+) -> None:
+    add_drain_blocker(workspace, worker(0))
+    url = next(iter(workspace.outputs()["apps"].values()))["url"]
+    with RequestLoop(url, max_seconds=1800) as loop, pytest.raises(E2EError) as failed:
+        workspace.up()
+    message = str(failed.value)
+    assert f"draining {worker(0)} did not finish within {DRAIN_TIMEOUT_SECONDS}s" in message
+    assert f"held by PodDisruptionBudget default/{BLOCKER}" in message
+    assert f"pod default/{BLOCKER}-" in message
+    versions = node_versions(workspace)
+    # The control plane was upgraded, the blocked worker stays cordoned at the old version,
+    # the next worker was not touched, and the app kept answering.
+    assert versions[MASTER] == (RELEASE, False)
+    assert versions[worker(0)] == (PREVIOUS_RELEASE, True)
+    assert versions[worker(1)] == (PREVIOUS_RELEASE, False)
+    assert loop.failures == 0, f"{loop.failures}/{loop.total}: {loop.describe_failures()}"
+    STATE["blocked_requests"] = loop.total
+
+
+def test_the_rerun_resumes_and_every_node_runs_the_new_version(
+    workspace: Workspace, fleet: Fleet,
+) -> None:
+    workspace.kubectl("delete", "poddisruptionbudget", BLOCKER, "-n", "default")
+    url = next(iter(workspace.outputs()["apps"].values()))["url"]
+    with RequestLoop(url, max_seconds=1800) as loop:
+        result = workspace.up()
+    print(f"\nupgrade {PREVIOUS_RELEASE} -> {RELEASE}, resumed after the blocked drain: "
+          f"{result.seconds:.1f}s; {loop.total} requests, {loop.failures} failed "
+          f"({loop.describe_failures()})")
+    assert loop.failures == 0, f"{loop.failures}/{loop.total}: {loop.describe_failures()}"
+    assert node_versions(workspace) == {
+        name: (RELEASE, False) for name in (MASTER, worker(0), worker(1))}
+    for name in (MASTER, worker(0), worker(1)):
+        machine = fleet.machines[name]
+        assert machine.sh("kubeadm version -o short").strip() == RELEASE, name
+        assert {"kubelet", "kubeadm", "kubectl"} <= set(machine.sh("apt-mark showhold").split())
+        assert_pause_follows_kubeadm(machine, RELEASE)
+    server = json.loads(workspace.kubectl("version", "-o", "json"))["serverVersion"]
+    assert server["gitVersion"] == RELEASE
+    workspace.kubectl("delete", "deployment", BLOCKER, "-n", "default")
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
+def test_a_downgrade_is_refused_before_any_node_is_touched(workspace: Workspace) -> None:
+    workspace.pulumi("config", "set", "kubernetesVersion", PREVIOUS_RELEASE.removeprefix("v"))
+    with pytest.raises(E2EError) as failed:
+        workspace.up()
+    assert f"the cluster runs Kubernetes {RELEASE.removeprefix('v')}" in str(failed.value)
+    assert "would be a downgrade" in str(failed.value)
+    assert node_versions(workspace) == {
+        name: (RELEASE, False) for name in (MASTER, worker(0), worker(1))}
+    workspace.pulumi("config", "set", "kubernetesVersion", RELEASE.removeprefix("v"))
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
@@ -195,6 +312,8 @@ def test_scale_out_to_three_workers(workspace: Workspace, fleet: Fleet) -> None:
     found = wait_for("4 Ready nodes", lambda: (n := nodes(workspace)) and len(n) == 4 and all(
         v["ready"] for v in n.values()) and n)
     assert found[worker(2)]["ip"] == fleet.machines[worker(2)].ip
+    # It joined at the version the cluster runs (upgraded above), not an older one.
+    assert node_versions(workspace)[worker(2)] == (RELEASE, False)
     # The nodes that were there were not touched: their kubelets kept running.
     for name, before in started.items():
         assert fleet.machines[name].sh("systemctl show -p ActiveEnterTimestamp kubelet") == before

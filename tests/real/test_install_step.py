@@ -1,7 +1,9 @@
-"""The program's whole install step, for real: preflight, runtime and kubeadm on one stdin.
+"""A new control-plane node's preparation, for real: the install step (preflight and runtime on
+one stdin), then the kubernetes step (kubelet, kubeadm and kubectl at the stack's version).
 
-On EC2 each node gets ONE install step whose stdin is `render_stdin(INSTALL_SCRIPTS, env)`. This
-runs that exact text through the program's own transport on a fresh machine, with the packages
+On EC2 each node gets one install step, `render_stdin(INSTALL_SCRIPTS, env)`, and the control
+plane then its kubernetes step, `render_stdin(VERSION_SCRIPTS, env)`. This runs those exact
+texts through the program's own transport on a fresh machine, with the packages
 from a signed stand-in of the Kubernetes community repository (tests/real/kubeadm_repo) served
 from another machine on the fleet network, as KUBERNETES_APT_URL. Then runs it again (nothing
 changes, much faster), and asks for a patch release the repository does not have (one clear
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 
 from benchmarks.bringup import INSTALL_STEP_KEY, TIMINGS_FILE
-from components.kubeadm import INSTALL_SCRIPTS
+from components.kubeadm import INSTALL_SCRIPTS, VERSION_SCRIPTS
 from components.transport import DockerExecTransport, Step, render_stdin
 from tests.real import kubeadm_repo
 from tests.real.machines import Fleet, Machine, ScriptRun
@@ -34,7 +36,8 @@ READER_KEYS = ("first_run_seconds", "second_run_seconds", "first_run_total_secon
                "second_run_total_seconds")  # fmt: skip
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 SOURCES = "/etc/apt/sources.list.d/kubernetes.list"
-STEP_NAME = "+".join(INSTALL_SCRIPTS)
+STEP_NAME = "+".join((*INSTALL_SCRIPTS, *VERSION_SCRIPTS))
+PACKAGE_SCRIPTS = ("install-kubeadm.sh",)
 
 # /etc checksums, installed packages with versions, held packages, service start times.
 SNAPSHOT = r"""
@@ -54,20 +57,31 @@ def install_env(repo_url: str, version: str = kubeadm_repo.KUBERNETES_VERSION) -
         "LOGIN_USER": "ops",
         "KUBERNETES_VERSION": version,
         "KUBERNETES_APT_URL": repo_url,
+        "ROLE": "control-plane",
+        "NODE_NAME": "install-step",
     }
 
 
-def run_install_step(machine: Machine, env: Mapping[str, str], timeout: float = 1500) -> ScriptRun:
-    """The install step as the program runs it: its create command under /bin/sh -c (as
-    pulumi_command.local does), stdin exactly `render_stdin(INSTALL_SCRIPTS, env)`."""
-    command = DockerExecTransport(machine.name).create_command(Step(script=INSTALL_SCRIPTS))
-    stdin = render_stdin(INSTALL_SCRIPTS, env)
+def run_scripts(machine: Machine, scripts: tuple[str, ...], env: Mapping[str, str],
+                timeout: float) -> ScriptRun:
+    """One step as the program runs it: its create command under /bin/sh -c (as
+    pulumi_command.local does), stdin exactly `render_stdin(scripts, env)`."""
+    command = DockerExecTransport(machine.name).create_command(Step(script=scripts))
     start = time.monotonic()
-    done = subprocess.run(
-        ["/bin/sh", "-c", command], input=stdin, capture_output=True, text=True, timeout=timeout
-    )
-    seconds = time.monotonic() - start
-    return ScriptRun(STEP_NAME, done.returncode, done.stdout, done.stderr, seconds)
+    done = subprocess.run(["/bin/sh", "-c", command], input=render_stdin(scripts, env),
+                          capture_output=True, text=True, timeout=timeout)
+    return ScriptRun("+".join(scripts), done.returncode, done.stdout, done.stderr,
+                     time.monotonic() - start)
+
+
+def run_install_step(machine: Machine, env: Mapping[str, str], timeout: float = 1500) -> ScriptRun:
+    """The install step, then (if it succeeded) the kubernetes step, as one timed run."""
+    install = run_scripts(machine, INSTALL_SCRIPTS, env, timeout)
+    if install.returncode != 0:
+        return install
+    version = run_scripts(machine, VERSION_SCRIPTS, env, timeout)
+    return ScriptRun(STEP_NAME, version.returncode, install.stdout + version.stdout,
+                     install.stderr + version.stderr, install.seconds + version.seconds)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +113,13 @@ def test_install_step_installs_runtime_and_kubeadm_packages(installed: dict[str,
     machine: Machine = installed["machine"]
     first: ScriptRun = installed["first"]
     assert first.error_lines == [], first.describe()
-    for script in INSTALL_SCRIPTS:
+    for script in (*INSTALL_SCRIPTS, "install-kubeadm.sh"):
         assert f"==> {script}:" in first.stderr, first.describe()
     assert (
-        f"installed kubelet kubeadm kubectl {kubeadm_repo.PACKAGE_VERSION} (held), "
-        "kubelet enabled" in first.stderr
+        f"installed kubelet kubeadm kubectl {kubeadm_repo.PACKAGE_VERSION} (held)" in first.stderr
     ), first.describe()
+    # Not in a cluster yet: the upgrade part of the kubernetes step has nothing to do.
+    assert "install-step is not in a cluster yet" in first.stderr, first.describe()
     versions = machine.sh(
         "dpkg-query -W -f='${Package} ${Version} ${Status}\\n' "
         + " ".join(kubeadm_repo.KUBERNETES_PACKAGES)
@@ -125,20 +140,22 @@ def test_install_step_installs_runtime_and_kubeadm_packages(installed: dict[str,
 def test_install_step_gives_containerd_the_pause_image_kubeadm_uses(
     installed: dict[str, Any],
 ) -> None:
-    """Not containerd's own default (pause:3.6 in Debian's 1.6.20 and older in others): kubeadm
-    is installed first, and install-runtime.sh writes what `kubeadm config images list` names
-    (the stand-in kubeadm names registry.k8s.io/pause:3.10)."""
+    """Not containerd's own default (pause:3.6 in Debian's 1.6.20 and older in others): once
+    kubeadm is installed, install-kubeadm.sh points containerd at what `kubeadm config images
+    list` names (the stand-in kubeadm names registry.k8s.io/pause:3.10), and a later
+    install-runtime.sh keeps it."""
     machine: Machine = installed["machine"]
     first: ScriptRun = installed["first"]
     config = machine.sh(
         "grep -E '^[[:space:]]*sandbox_image[[:space:]]*=' /etc/containerd/config.toml"
     )
     assert config.strip() == 'sandbox_image = "registry.k8s.io/pause:3.10"'
-    assert "sandbox (pause) image: registry.k8s.io/pause:3.10" in first.stderr
-    order = [first.stderr.index(f"==> {script}:") for script in INSTALL_SCRIPTS]
-    assert order == sorted(order) and INSTALL_SCRIPTS.index("install-kubeadm.sh") < (
-        INSTALL_SCRIPTS.index("install-runtime.sh")
-    )
+    assert "sandbox (pause) image is now registry.k8s.io/pause:3.10" in first.stderr
+    order = [first.stderr.index(f"==> {script}:") for script in (
+        *INSTALL_SCRIPTS, "install-kubeadm.sh")]
+    assert order == sorted(order)
+    second: ScriptRun = installed["second"]
+    assert "sandbox (pause) image: registry.k8s.io/pause:3.10" in second.stderr
 
 
 def test_install_step_trusts_only_the_configured_repository_key(
@@ -165,9 +182,10 @@ def test_install_step_again_changes_nothing_and_is_fast(installed: dict[str, Any
     for marker in ("wrote ", "apt-get", "restarting", "fetching"):
         assert marker not in second.stderr, second.describe()
     timings = {
-        "what": "the install step exactly as the program sends it (render_stdin of "
-        f"{', '.join(INSTALL_SCRIPTS)}; PACKAGE_SOURCE=distro, kubeadm packages from a local "
-        "stand-in repository) on a fresh Debian bookworm machine container, then again",
+        "what": "the install step then the kubernetes step exactly as the program sends them "
+        f"(render_stdin of {', '.join(INSTALL_SCRIPTS)}, then of {', '.join(VERSION_SCRIPTS)}; "
+        "PACKAGE_SOURCE=distro, kubeadm packages from a local stand-in repository) on a fresh "
+        "Debian bookworm machine container, then again",
         "first_run_seconds": round(first.seconds, 2),
         "second_run_seconds": round(second.seconds, 2),
         "second_over_first": round(second.seconds / first.seconds, 3),
@@ -213,40 +231,38 @@ def test_install_step_fails_clearly_for_a_patch_the_repository_lacks(
     )
 
 
-def test_install_step_refuses_to_change_the_minor_of_a_node_in_a_cluster(
+def test_install_kubeadm_leaves_the_packages_of_a_node_in_a_cluster_alone(
     installed: dict[str, Any], repo: dict[str, Any]
 ) -> None:
-    """A node already in a cluster keeps its minor: that change is a `kubeadm upgrade`."""
+    """A node already in a cluster changes version only through upgrade-node.sh (drain,
+    kubeadm upgrade, kubelet restart, uncordon), never by a package install under it."""
     machine: Machine = installed["machine"]
     machine.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/kubelet.conf")
     try:
-        run = run_install_step(machine, install_env(repo["url"], "1.32"), timeout=300)
+        run = run_scripts(machine, PACKAGE_SCRIPTS, install_env(repo["url"], "1.32"), 300)
     finally:
         machine.sh("rm -rf /etc/kubernetes")
-    assert run.one_error() == (
-        "error: install-kubeadm.sh: this node is already in a cluster (/etc/kubernetes/kubelet.conf"
-        f" exists) with kubeadm {kubeadm_repo.PACKAGE_VERSION}: changing to KUBERNETES_VERSION 1.32"
-        " upgrades a running cluster, which needs 'kubeadm upgrade' and is not supported by this"
-        " program yet; set kubernetesVersion back to 1.31 (installed: 1.31.4)"
-    ), run.describe()
-    # It stopped before touching apt: nothing fetched or installed, the packages stay held.
-    kubeadm_part = run.stderr.split("==> install-kubeadm.sh", 1)[-1]
-    assert "apt-get" not in kubeadm_part and "fetching" not in kubeadm_part, run.describe()
+    assert run.returncode == 0, run.describe()
+    assert (
+        "this node is in a cluster (/etc/kubernetes/kubelet.conf exists) with kubeadm "
+        f"{kubeadm_repo.PACKAGE_VERSION}: its packages change only through an upgrade"
+    ) in run.stderr, run.describe()
+    assert "apt-get" not in run.stderr and "fetching" not in run.stderr, run.describe()
     assert machine.sh(f"cat {SOURCES}") == f"deb [signed-by={KEYRING}] {repo['url']} /\n"
     assert machine.sh("dpkg-query -W -f='${Version}' kubeadm") == kubeadm_repo.PACKAGE_VERSION
 
 
-def test_install_step_allows_the_same_minor_on_a_node_in_a_cluster(
+def test_install_kubeadm_in_a_cluster_skips_even_the_same_minor(
     installed: dict[str, Any], repo: dict[str, Any]
 ) -> None:
     machine: Machine = installed["machine"]
     machine.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/kubelet.conf")
     try:
-        run = run_install_step(machine, install_env(repo["url"], "1.31"), timeout=300)
+        run = run_scripts(machine, PACKAGE_SCRIPTS, install_env(repo["url"], "1.31"), 300)
     finally:
         machine.sh("rm -rf /etc/kubernetes")
     assert run.returncode == 0, run.describe()
-    assert "kubelet kubeadm kubectl 1.31.x are installed and held" in run.stderr, run.describe()
+    assert "its packages change only through an upgrade" in run.stderr, run.describe()
 
 
 def test_common_pkg_installed_counts_held_packages(installed: dict[str, Any]) -> None:

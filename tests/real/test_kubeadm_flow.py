@@ -397,18 +397,25 @@ def test_install_kubeadm_refuses_bad_versions(
     run.one_error(message)
 
 
-def test_join_token_prints_exactly_the_join_command(control_plane: Machine) -> None:
+def test_join_token_prints_exactly_the_join_command_and_the_cluster_release(
+    control_plane: Machine,
+) -> None:
     reset(control_plane)
     control_plane.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf")
+    control_plane.sh("echo kube-system/kubeadm-config >> /etc/standins/configmaps")
     run = control_plane.run_script("join-token.sh")
     assert run.returncode == 0, run.describe()
-    assert run.stdout == JOIN_LINE + "\n"
+    # The join command, then the release the cluster runs (what a joining worker installs).
+    assert run.stdout == JOIN_LINE + "\n1.31.4\n"
     assert TOKEN not in run.stderr
     run = control_plane.run_script("join-token.sh", {"TOKEN_TTL": "1h"})
     assert run.returncode == 0, run.describe()
+    read_version = ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "-n", "kube-system",
+                    "get", "configmap", "kubeadm-config", "-o",
+                    "jsonpath={.data.ClusterConfiguration}"]
     assert control_plane.standin_calls() == [
-        ["kubeadm", "token", "create", "--print-join-command", "--ttl", "15m"],
-        ["kubeadm", "token", "create", "--print-join-command", "--ttl", "1h"],
+        ["kubeadm", "token", "create", "--print-join-command", "--ttl", "15m"], read_version,
+        ["kubeadm", "token", "create", "--print-join-command", "--ttl", "1h"], read_version,
     ]
 
 

@@ -80,10 +80,13 @@ def sh(command: str, stdin: str | None = None, timeout: float = 120) -> Ran:
 
 @pytest.fixture(scope="module")
 def node(fleet: Fleet) -> Machine:
-    """A systemd machine standing in for a kind node, with the kubeadm stand-in installed."""
+    """A systemd machine standing in for a kind node, with the kubeadm and kubectl stand-ins."""
     machine = fleet.start("local-node")
-    machine.put(STANDINS / "kubeadm", "/usr/local/bin/kubeadm")
-    machine.sh("chmod 0755 /usr/local/bin/kubeadm")
+    for tool in ("kubeadm", "kubectl"):
+        machine.put(STANDINS / tool, f"/usr/local/bin/{tool}")
+        machine.sh(f"chmod 0755 /usr/local/bin/{tool}")
+    machine.sh("mkdir -p /etc/standins && echo kube-system/kubeadm-config "
+               ">> /etc/standins/configmaps")
     return machine
 
 
@@ -110,7 +113,7 @@ def test_script_step_prints_its_result_on_stdout(
     ran = sh(declared.create, declared.stdin)
 
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.count("\n") == 1
+    assert ran.stdout.count("\n") == 2  # the join command, then the cluster's release
     assert ran.stdout.startswith("kubeadm join ")
     assert "--discovery-token-ca-cert-hash sha256:" in ran.stdout
     assert '"--ttl", "15m"' in standin_calls(node)

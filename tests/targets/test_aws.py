@@ -46,8 +46,8 @@ COMMAND = "command:remote:Command"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 GET_AMI = "aws:ec2/getAmi:getAmi"
-MASTER_STEPS = ["install", "init"]
-WORKER_STEPS = ["install", "join-token", "join", "drain"]
+MASTER_STEPS = ["install", "kubernetes", "init"]
+WORKER_STEPS = ["install", "join-token", "join", "drain", "kubernetes"]
 
 
 def worker(index: int) -> str:
@@ -253,7 +253,7 @@ def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
 
     # Every master step reaches the Elastic IP, only after it is associated; workers use
     # their own public IP.
-    on_worker = {f"{worker(0)}-{s}" for s in ("install", "join")}
+    on_worker = {f"{worker(0)}-{s}" for s in ("install", "join", "kubernetes")}
     for res in run.of_type(COMMAND):
         on_master = res.name not in on_worker
         host = res.inputs["connection"]["host"]
@@ -490,20 +490,30 @@ def test_private_workers_sit_behind_nat_and_are_reached_through_the_master(
     ]
 
 
-def test_install_step_carries_package_source_login_user_and_version(
+def test_install_step_carries_package_source_and_login_user_and_no_version(
     run_components: ComponentRunner,
 ) -> None:
     run, _ = run_aws(run_components, workers=1, packageSource="distro", sshUser="admin",
                      kubernetesVersion="1.30.8")
     for node in (MASTER, worker(0)):
         stdin = run.named(f"{node}-install").inputs["stdin"]
-        for line in ("export KUBERNETES_VERSION=1.30.8", "export LOGIN_USER=admin",
-                     "export PACKAGE_SOURCE=distro"):
+        for line in ("export LOGIN_USER=admin", "export PACKAGE_SOURCE=distro"):
             assert line + "\n" in stdin, (node, line)
-        # The three scripts, in order, after the inputs.
-        # kubeadm before the runtime: containerd's sandbox image is the pause kubeadm names.
+        # A version here would rerun every install on an upgrade.
+        assert "KUBERNETES_VERSION" not in stdin.split("#!/usr/bin/env bash")[0]
         assert stdin.index("SCRIPT_NAME=preflight.sh") < stdin.index(
-            "SCRIPT_NAME=install-kubeadm.sh") < stdin.index("SCRIPT_NAME=install-runtime.sh")
+            "SCRIPT_NAME=install-runtime.sh")
+        assert "SCRIPT_NAME=install-kubeadm.sh" not in stdin
+        # The kubernetes step holds the version: install on a new node, upgrade on a member.
+        version = run.named(f"{node}-kubernetes").inputs
+        assert "export KUBERNETES_VERSION=1.30.8\n" in version["stdin"], node
+        assert version["stdin"].index("SCRIPT_NAME=install-kubeadm.sh") < version[
+            "stdin"].index("SCRIPT_NAME=upgrade-node.sh")
+    # The master's is created before init; a worker's runs only when the version changes.
+    assert run.named(f"{MASTER}-kubernetes").inputs.get("create") == "sudo -n bash -s"
+    assert "update" not in run.named(f"{MASTER}-kubernetes").inputs
+    assert "create" not in run.named(f"{worker(0)}-kubernetes").inputs
+    assert run.named(f"{worker(0)}-kubernetes").inputs["update"] == "sudo -n bash -s"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ def test_adding_a_worker_leaves_existing_steps_unchanged(run_components: Compone
     changed = {name for name in old if name in new and old[name] != new[name]}
     assert changed == {f"{CLUSTER}-ready"}  # it waits for the new node too
     assert set(new) - set(old) == {
-        f"{worker(2)}-{step}" for step in ("machine", "install", "drain", "join-token", "join")
+        f"{worker(2)}-{step}"
+        for step in ("machine", "install", "drain", "join-token", "join", "kubernetes")
     }
     assert wired.cluster.node_names[-1] == worker(2)
 
