@@ -77,22 +77,30 @@ STEP_KINDS: tuple[StepKind, ...] = (
              "[ec2-boot] RunInstances ~1.5-5 s + pending->running ~16.5 s; the provider "
              "returns at 'running'"),
     # -- kubeadm steps over SSH on EC2 (Ubuntu 24.04) --------------------------------------
-    StepKind("install: preflight + runtime + kubeadm (EC2)", "command:remote:Command",
-             "-install", 105.0,
-             "one step running three scripts: [ec2-boot] running->sshd open ~23 s (dial "
+    StepKind("install: preflight + runtime (EC2)", "command:remote:Command",
+             "-install", 80.0,
+             "one step running two scripts: [ec2-boot] running->sshd open ~23 s (dial "
              "retries) and cloud-init's first boot (estimate ~10 s), which preflight waits "
              "for, checks 0.1 s [real]; install-runtime [real] 17.6 s measured here from a "
              "nearby Debian mirror, estimate x2.5 (45 s) on a fresh Ubuntu image (cold apt "
-             "index, Docker's repository, slower disk); install-kubeadm estimate 25 s "
-             "(repository key + index + kubelet/kubeadm/kubectl/cri-tools, ~90 MB)"),
+             "index, Docker's repository, slower disk)"),
+    StepKind("control plane's kubernetes step, created (EC2)", "command:remote:Command",
+             "-master-kubernetes", 25.0,
+             "install-kubeadm estimate 25 s (repository key + index + kubelet/kubeadm/kubectl/"
+             "cri-tools, ~90 MB)"),
+    StepKind("worker's kubernetes step, created (EC2)", "command:remote:Command",
+             "-kubernetes", 0.0,
+             "nothing runs when it is created (pulumi-command's create is unset; it runs only "
+             "when kubernetesVersion changes); the modelled SSH connect is an overestimate"),
     StepKind("kubeadm init (EC2)", "command:remote:Command", "-init", 60.0,
              "[kubeadm] 41-55 s for init including image pulls; plus the flannel "
              "manifest apply (estimate 5-10 s)"),
     StepKind("join token (EC2)", "command:remote:Command", "-join-token", 1.0,
              "estimate: `kubeadm token create`, one API round trip on the master"),
-    StepKind("kubeadm join (EC2)", "command:remote:Command", "-join", 20.0,
-             "estimate: discovery + TLS bootstrap + kubelet start, ~half of init's "
-             "control-plane wait [kubeadm]"),
+    StepKind("kubeadm join (EC2)", "command:remote:Command", "-join", 45.0,
+             "install-kubeadm at the control plane's release, estimate 25 s (as on the "
+             "control plane), then join, estimate 20 s: discovery + TLS bootstrap + kubelet "
+             "start, ~half of init's control-plane wait [kubeadm]"),
     StepKind("control-plane scheduling (EC2)", "command:remote:Command",
              "-control-plane-scheduling", 1.0, "estimate: one kubectl taint/label call"),
     StepKind("drain-on-delete marker (EC2)", "command:remote:Command", "-drain", 1.0,

@@ -13,7 +13,9 @@
 #   CONTROL_PLANE_ENDPOINT  optional host[:port] for the API (stable address/DNS name)
 #   CRI_SOCKET              default unix:///run/containerd/containerd.sock
 #   NODE_PROFILE            host (default) | kind (kind node container: kind's kubelet settings,
-#                           kind's kube-proxy settings (leave nf_conntrack_max alone), no preflight)
+#                           kind's kube-proxy settings (leave nf_conntrack_max alone), no preflight);
+#                           a host that cannot write nf_conntrack_max (a system container) also
+#                           gets kube-proxy's conntrack maxPerCore: 0
 #   CNI                     flannel (default) | kind (the node image's /kind/manifests/default-cni.yaml,
 #                           its DaemonSet given CONTROL_PLANE_ENDPOINT, as kind does, so kindnet
 #                           reaches the API server without kube-proxy: CONTROL_PLANE_ENDPOINT, else
@@ -158,7 +160,26 @@ conntrack:
   # node container cannot raise it (on kernels >= 5.12 it crash-loops trying).
   maxPerCore: 0
 EOF
+    elif ! conntrack_max_writable; then
+        # A system container (LXD, or the e2e's machines): nf_conntrack_max belongs to the host.
+        # kube-proxy before 1.37 writes it whatever its value and crash-loops on the refusal
+        # (1.37 writes it only when it is lower); leave it to the host, as kind does.
+        log_info "nf_conntrack_max is not writable on this node (a container?): kube-proxy leaves it alone"
+        cat <<EOF
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+conntrack:
+  maxPerCore: 0
+EOF
     fi
+}
+
+# False on a node that cannot set net.netfilter.nf_conntrack_max: only the host's initial
+# network namespace can, so a system container sees it read-only.
+conntrack_max_writable() {
+    local path=/proc/sys/net/netfilter/nf_conntrack_max
+    [[ ! -e $path || -w $path ]]
 }
 
 # A control plane initialised before this script wrote markers: its API answers and kubeadm

@@ -119,26 +119,27 @@ drain() {
     die "draining ${NODE_NAME} did not finish within ${DRAIN_TIMEOUT}: $(blocked_pods). ${NODE_NAME} stays cordoned and the other nodes keep serving; let the budget allow a disruption (more ready replicas, or a looser budget) and run pulumi up again to resume"
 }
 
-# "pod NS/NAME held by PodDisruptionBudget NS/PDB (disruptions allowed: 0), ..." for the pods
-# still on the node that a drain evicts (not DaemonSet pods, not static pods).
+# "pod NS/NAME held by PodDisruptionBudget NS/PDB (0 disruptions allowed), ..." for the pods a
+# drain evicts (not DaemonSet or static pods) that are still on the node and not terminating.
 blocked_pods() {
     local pods ns pod owner budgets name allowed selector found out=()
+    # shellcheck disable=SC2016 # a Go template, not shell
     pods=$(k get pods -A --field-selector "spec.nodeName=${NODE_NAME}" -o go-template \
-        --template '{{range .items}}{{.metadata.namespace}} {{.metadata.name}} {{range .metadata.ownerReferences}}{{.kind}}{{end}}{{"\n"}}{{end}}' 2>/dev/null || true)
+        --template '{{range .items}}{{.metadata.namespace}} {{.metadata.name}} {{if .metadata.deletionTimestamp}}terminating{{else}}{{range .metadata.ownerReferences}}{{.kind}}{{end}}{{end}}{{"\n"}}{{end}}' 2>/dev/null || true)
     while read -r ns pod owner; do
-        [[ -n $pod && $owner != DaemonSet && $owner != Node ]] || continue
+        [[ -n $pod && $owner != DaemonSet && $owner != Node && $owner != terminating ]] || continue
         found=
         # shellcheck disable=SC2016 # a Go template, not shell
         budgets=$(k -n "$ns" get poddisruptionbudgets -o go-template \
             --template '{{range .items}}{{.metadata.name}} {{.status.disruptionsAllowed}} {{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}{{"\n"}}{{end}}' 2>/dev/null || true)
         while read -r name allowed selector; do
-            [[ -n $name && -n $selector ]] || continue
+            [[ -n $name && -n $selector && $allowed == 0 ]] || continue
             if k -n "$ns" get pods -l "${selector%,}" -o name 2>/dev/null | grep -qx "pod/${pod}"; then
-                out+=("pod ${ns}/${pod} held by PodDisruptionBudget ${ns}/${name} (disruptions allowed: ${allowed})")
+                out+=("pod ${ns}/${pod} held by PodDisruptionBudget ${ns}/${name} (0 disruptions allowed)")
                 found=1
             fi
         done <<<"$budgets"
-        [[ -n $found ]] || out+=("pod ${ns}/${pod} not evicted (see kubectl drain's messages above)")
+        [[ -n $found ]] || out+=("pod ${ns}/${pod} still on the node (see kubectl drain's messages above)")
     done <<<"$pods"
     if [[ ${#out[@]} -eq 0 ]]; then
         printf 'kubectl drain failed (see its messages above)'

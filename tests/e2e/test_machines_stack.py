@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -237,11 +238,15 @@ def test_a_blocked_drain_stops_the_upgrade_with_the_pod_and_budget_named(
 ) -> None:
     add_drain_blocker(workspace, worker(0))
     url = next(iter(workspace.outputs()["apps"].values()))["url"]
+    started = time.monotonic()
     with RequestLoop(url, max_seconds=1800) as loop, pytest.raises(E2EError) as failed:
         workspace.up()
+    print(f"\nupgrade {PREVIOUS_RELEASE} -> {RELEASE}, stopped at {worker(0)}'s drain "
+          f"({DRAIN_TIMEOUT_SECONDS}s bound): {time.monotonic() - started:.1f}s; {loop.total} "
+          f"requests, {loop.failures} failed ({loop.describe_failures()})")
     message = str(failed.value)
     assert f"draining {worker(0)} did not finish within {DRAIN_TIMEOUT_SECONDS}s" in message
-    assert f"held by PodDisruptionBudget default/{BLOCKER}" in message
+    assert f"held by PodDisruptionBudget default/{BLOCKER} (0 disruptions allowed)" in message
     assert f"pod default/{BLOCKER}-" in message
     versions = node_versions(workspace)
     # The control plane was upgraded, the blocked worker stays cordoned at the old version,
