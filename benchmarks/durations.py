@@ -47,6 +47,8 @@ class StepKind:
     suffix: str | None  # name suffix for commands; None matches any name
     seconds: float
     source: str
+    # False: nothing runs and nothing is dialled when it is created (a command with no create).
+    dials: bool = True
 
 
 STEP_KINDS: tuple[StepKind, ...] = (
@@ -90,8 +92,8 @@ STEP_KINDS: tuple[StepKind, ...] = (
              "cri-tools, ~90 MB)"),
     StepKind("worker's kubernetes step, created (EC2)", "command:remote:Command",
              "-kubernetes", 0.0,
-             "nothing runs when it is created (pulumi-command's create is unset; it runs only "
-             "when kubernetesVersion changes); the modelled SSH connect is an overestimate"),
+             "nothing runs and nothing is dialled when it is created (pulumi-command's create "
+             "is unset; it runs only when kubernetesVersion changes)", dials=False),
     StepKind("kubeadm init (EC2)", "command:remote:Command", "-init", 60.0,
              "[kubeadm] 41-55 s for init including image pulls; plus the flannel "
              "manifest apply (estimate 5-10 s)"),
@@ -184,7 +186,8 @@ def modelled_seconds(resource_type: str, name: str) -> tuple[float, StepKind | N
         return 0.0, None
     kind = step_kind(resource_type, name)
     base = kind.seconds if kind is not None else UNKNOWN_STEP_SECONDS
-    return base + transport_overhead(resource_type), kind
+    overhead = transport_overhead(resource_type) if kind is None or kind.dials else 0.0
+    return base + overhead, kind
 
 
 def markdown_table() -> str:

@@ -86,6 +86,14 @@ def test_step_kinds_match_by_type_and_longest_suffix() -> None:
     assert step_kind("command:remote:Command", "something-new") is None
 
 
+def test_a_step_with_no_create_costs_nothing_when_created() -> None:
+    """A worker's kubernetes step dials nobody at bring-up; the master's installs packages."""
+    worker, kind = modelled_seconds("command:remote:Command", "kubeadm-aws-worker-3-kubernetes")
+    assert worker == 0.0 and kind is not None and not kind.dials
+    master, kind = modelled_seconds("command:remote:Command", "kubeadm-aws-master-kubernetes")
+    assert kind is not None and kind.suffix == "-master-kubernetes" and master > 20
+
+
 def test_every_row_has_a_source_and_components_cost_nothing() -> None:
     assert all(kind.source and kind.seconds >= 0 for kind in STEP_KINDS)
     assert modelled_seconds("kubeadm-cluster:kubeadm:KubeadmCluster", "c") == (0.0, None)
