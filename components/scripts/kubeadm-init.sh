@@ -31,6 +31,7 @@ SCRIPT_NAME=kubeadm-init.sh
 
 KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
 INIT_MARKER=/etc/kubernetes/.kubeadm-init-complete
+APISERVER_CERT=/etc/kubernetes/pki/apiserver.crt
 KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
 CNI_DIR=/etc/kubernetes/cni
 
@@ -218,7 +219,7 @@ init_control_plane() {
     if [[ -f $INIT_MARKER ]]; then
         log_skip "control plane already initialised (${INIT_MARKER} exists); not running kubeadm init"
         if [[ $config_changed == 1 ]]; then
-            log_warn "${KUBEADM_CONFIG} changed, but an initialised cluster is not re-initialised"
+            log_info "${KUBEADM_CONFIG} changed: an initialised cluster is not re-initialised; the API server certificate is checked against its names below"
         fi
         return 0
     fi
@@ -226,6 +227,74 @@ init_control_plane() {
     kubeadm init --config "$KUBEADM_CONFIG" --skip-token-print >&2 ||
         die "kubeadm init failed (see its output above): run 'kubeadm reset -f' on ${NODE_NAME} to clear the partial init, then 'pulumi up' again"
     write_init_marker "$CLUSTER_VERSION"
+}
+
+# The names the API server certificate must carry: the advertise address, CERT_SANS and the
+# host of CONTROL_PLANE_ENDPOINT, one a line, each once.
+wanted_certificate_names() {
+    local san
+    {
+        printf '%s\n' "$ADVERTISE_ADDRESS"
+        for san in "${SANS[@]}"; do
+            [[ -n $san ]] && printf '%s\n' "$san"
+        done
+        if [[ -n ${CONTROL_PLANE_ENDPOINT:-} ]]; then printf '%s\n' "${CONTROL_PLANE_ENDPOINT%:*}"; fi
+    } | awk '!seen[$0]++'
+}
+
+# The DNS names and IP addresses the API server certificate names, one a line.
+certificate_names() {
+    openssl x509 -in "$APISERVER_CERT" -noout -ext subjectAltName 2>/dev/null |
+        tail -n +2 | tr ',' '\n' | sed -E 's/^[[:space:]]*(DNS|IP Address)://; s/[[:space:]]+$//'
+}
+
+restart_api_server() {
+    local ids
+    ids=$(crictl --runtime-endpoint "$CRI_SOCKET" ps --name kube-apiserver -q 2>/dev/null) ||
+        die "cannot list the kube-apiserver container with crictl"
+    [[ -n $ids ]] || die "no kube-apiserver container is running to restart"
+    # kubelet starts the static pod's container again at once, with the new certificate.
+    # shellcheck disable=SC2086 # container IDs, one a word
+    crictl --runtime-endpoint "$CRI_SOCKET" stop $ids >/dev/null ||
+        die "cannot stop the kube-apiserver container to load its new certificate"
+}
+
+# An initialised control plane whose API server certificate lacks a name the stack now gives
+# (a new endpoint address or DNS name) gets a new certificate with every current name, the
+# cluster's kubeadm-config learns them (so `kubeadm upgrade`, which renews certificates from it,
+# keeps them), and the API server restarts to serve it. kubeadm's documented way to add
+# certSANs: https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-reconfigure/
+reconcile_certificate_names() {
+    [[ -f $APISERVER_CERT ]] || return 0
+    require_cmd openssl crictl
+    local current name missing=()
+    current=$(certificate_names)
+    [[ -n $current ]] || die "cannot read the names in ${APISERVER_CERT}"
+    while IFS= read -r name; do
+        grep -qxF "$name" <<<"$current" || missing+=("$name")
+    done < <(wanted_certificate_names)
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        log_skip "the API server certificate names every address and name of the endpoint"
+        return 0
+    fi
+    log_step "the API server certificate does not name ${missing[*]}: issuing one that names every current address"
+    local old
+    old="${APISERVER_CERT%/*}/replaced-$(date +%Y%m%dT%H%M%S)"
+    mkdir -p "$old"
+    mv "$APISERVER_CERT" "${APISERVER_CERT%.crt}.key" "$old/"
+    if ! kubeadm init phase certs apiserver --config "$KUBEADM_CONFIG" >&2; then
+        mv "$old/apiserver.crt" "$old/apiserver.key" "${APISERVER_CERT%/*}/"
+        die "kubeadm could not issue the API server certificate (see its output above); the old one is back in place"
+    fi
+    kubeadm init phase upload-config kubeadm --config "$KUBEADM_CONFIG" >&2 ||
+        die "kubeadm could not record the new certificate names in kube-system/kubeadm-config (see its output above); run pulumi up again"
+    restart_api_server
+    wait_for_api
+    current=$(certificate_names)
+    for name in "${missing[@]}"; do
+        grep -qxF "$name" <<<"$current" || die "the new API server certificate still does not name ${name}"
+    done
+    log_step "the API server now serves a certificate naming ${missing[*]} (the old one is in ${old})"
 }
 
 wait_for_api() {
@@ -322,6 +391,7 @@ main() {
     resolve_versions
     init_control_plane
     wait_for_api
+    reconcile_certificate_names
     apply_cni
     log_step "done"
 }

@@ -9,7 +9,8 @@ upgrade to the default minor previewed as one step per node -> the upgrade while
 runs, stopped by a PodDisruptionBudget that blocks the first worker's drain -> the budget
 freed, the rerun resumes and finishes -> a downgrade refused -> a machine whose host key is not
 the pinned one is refused -> 3 workers (the new one joins at the cluster's version) -> 1 worker
-(drained, then reset) -> destroy (every machine reset, packages left). Checks read the cluster
+(drained, then reset) -> apiEndpoint moved to a DNS name (the API server certificate is
+reissued with it) -> destroy (every machine reset, packages left). Checks read the cluster
 through the exported kubeconfig and app URL, and the machines through `docker exec`, never
 through the program's internals.
 """
@@ -20,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +51,7 @@ PREVIOUS_RELEASE = "v1.36.5"
 RELEASE = "v1.37.2"
 DRAIN_TIMEOUT_SECONDS = 30
 BLOCKER = "upgrade-blocker"
+API_NAME = "api.e2e.test"
 
 
 def worker(index: int) -> str:
@@ -334,6 +337,40 @@ def test_scale_in_to_one_worker_drains_then_resets(workspace: Workspace, fleet: 
         assert reset_leftovers(fleet.machines[name]) == [], name
         assert fleet.machines[name].rc("command -v kubeadm") == 0  # packages stay
     assert wait_for("the app answers after the scale-in", lambda: app_answers(workspace))
+
+
+@pytest.fixture(scope="module")
+def api_name(fleet: Fleet) -> Iterator[str]:
+    """A DNS name for the control plane, as a user's DNS record would give it: a line in this
+    host's /etc/hosts (where pulumi, its Kubernetes provider and kubectl resolve names), removed
+    afterwards."""
+    hosts = Path("/etc/hosts")
+    line = f"{fleet.machines[MASTER].ip} {API_NAME}\n"
+    hosts.write_text(hosts.read_text() + line)
+    yield API_NAME
+    hosts.write_text(hosts.read_text().replace(line, ""))
+
+
+def test_a_new_endpoint_name_is_added_to_the_api_server_certificate(
+    workspace: Workspace, api_name: str,
+) -> None:
+    """apiEndpoint moves to a DNS name the certificate made at init does not carry: the init
+    step reissues the certificate with every current name, so the exported kubeconfig works
+    with TLS verification against that name."""
+    workspace.config_set("apiEndpoint", f"{api_name}:6443")
+    workspace.up()
+    kubeconfig = workspace.outputs()["kubeconfig"]
+    assert f"server: https://{api_name}:6443" in kubeconfig
+    path = workspace.kubeconfig.with_name("kubeconfig-machines-endpoint")
+    path.touch(mode=0o600)
+    path.write_text(kubeconfig)
+    names = workspace.run(["kubectl", "--kubeconfig", str(path), "get", "nodes", "-o", "name"])
+    assert f"node/{MASTER}" in names.stdout.split()
+    # The cluster's kubeadm-config knows the name too, so a later `kubeadm upgrade` keeps it.
+    config = workspace.kubectl("-n", "kube-system", "get", "configmap", "kubeadm-config", "-o",
+                               "jsonpath={.data.ClusterConfiguration}")
+    assert api_name in config
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
 def test_destroy_resets_every_machine(workspace: Workspace, fleet: Fleet) -> None:
