@@ -242,33 +242,39 @@ wanted_certificate_names() {
     } | awk '!seen[$0]++'
 }
 
-# The DNS names and IP addresses the API server certificate names, one a line.
-certificate_names() {
-    openssl x509 -in "$APISERVER_CERT" -noout -ext subjectAltName 2>/dev/null |
+# The DNS names and IP addresses a PEM certificate on stdin names, one a line.
+names_in_certificate() {
+    openssl x509 -noout -ext subjectAltName 2>/dev/null |
         tail -n +2 | tr ',' '\n' | sed -E 's/^[[:space:]]*(DNS|IP Address)://; s/[[:space:]]+$//'
 }
 
-restart_api_server() {
-    local ids
-    ids=$(crictl --runtime-endpoint "$CRI_SOCKET" ps --name kube-apiserver -q 2>/dev/null) ||
-        die "cannot list the kube-apiserver container with crictl"
-    [[ -n $ids ]] || die "no kube-apiserver container is running to restart"
-    # kubelet starts the static pod's container again at once, with the new certificate.
-    # shellcheck disable=SC2086 # container IDs, one a word
-    crictl --runtime-endpoint "$CRI_SOCKET" stop $ids >/dev/null ||
-        die "cannot stop the kube-apiserver container to load its new certificate"
+# The names in the certificate the API server serves now (it reloads its certificate files
+# when they change: kube-apiserver's dynamic serving certificate, a file watch plus a check
+# every minute).
+served_certificate_names() {
+    openssl s_client -connect "${ADVERTISE_ADDRESS}:6443" </dev/null 2>/dev/null | names_in_certificate
+}
+
+# True once the served certificate names every NAME given.
+serves_names() {
+    local served name
+    served=$(served_certificate_names)
+    for name in "$@"; do
+        grep -qxF "$name" <<<"$served" || return 1
+    done
 }
 
 # An initialised control plane whose API server certificate lacks a name the stack now gives
 # (a new endpoint address or DNS name) gets a new certificate with every current name, the
 # cluster's kubeadm-config learns them (so `kubeadm upgrade`, which renews certificates from it,
-# keeps them), and the API server restarts to serve it. kubeadm's documented way to add
-# certSANs: https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-reconfigure/
+# keeps them), and the API server serves it without a restart (it reloads the files). kubeadm's
+# documented way to add certSANs:
+# https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-reconfigure/
 reconcile_certificate_names() {
     [[ -f $APISERVER_CERT ]] || return 0
-    require_cmd openssl crictl
+    require_cmd openssl
     local current name missing=()
-    current=$(certificate_names)
+    current=$(names_in_certificate <"$APISERVER_CERT")
     [[ -n $current ]] || die "cannot read the names in ${APISERVER_CERT}"
     while IFS= read -r name; do
         grep -qxF "$name" <<<"$current" || missing+=("$name")
@@ -288,11 +294,11 @@ reconcile_certificate_names() {
     fi
     kubeadm init phase upload-config kubeadm --config "$KUBEADM_CONFIG" >&2 ||
         die "kubeadm could not record the new certificate names in kube-system/kubeadm-config (see its output above); run pulumi up again"
-    restart_api_server
-    wait_for_api
-    current=$(certificate_names)
-    for name in "${missing[@]}"; do
-        grep -qxF "$name" <<<"$current" || die "the new API server certificate still does not name ${name}"
+    local deadline=$((SECONDS + 90))
+    until serves_names "${missing[@]}"; do
+        [[ $SECONDS -lt $deadline ]] ||
+            die "the API server still serves its old certificate 90s after the new one was written to ${APISERVER_CERT}: restart it (crictl stop its container) and run pulumi up again"
+        sleep 2
     done
     log_step "the API server now serves a certificate naming ${missing[*]} (the old one is in ${old})"
 }
