@@ -79,10 +79,14 @@ STEP_KINDS: tuple[StepKind, ...] = (
              "[ec2-boot] RunInstances ~1.5-5 s + pending->running ~16.5 s; the provider "
              "returns at 'running'"),
     # -- kubeadm steps over SSH on EC2 (Ubuntu 24.04) --------------------------------------
+    StepKind("wait for sshd, from this machine (EC2)", "command:local:Command", "-ssh-wait",
+             23.0, "[ec2-boot] running->sshd open ~23 s (wait-for-ssh.sh polls every 3 s)"),
+    StepKind("wait for sshd, from the master (EC2, private workers)", "command:remote:Command",
+             "-ssh-wait", 23.0, "[ec2-boot] running->sshd open ~23 s, polled from the master"),
     StepKind("install: preflight + runtime (EC2)", "command:remote:Command",
-             "-install", 80.0,
-             "one step running two scripts: [ec2-boot] running->sshd open ~23 s (dial "
-             "retries) and cloud-init's first boot (estimate ~10 s), which preflight waits "
+             "-install", 57.0,
+             "one step running two scripts, once sshd answers: cloud-init's first boot "
+             "(estimate ~10 s), which preflight waits "
              "for, checks 0.1 s [real]; install-runtime [real] 17.6 s measured here from a "
              "nearby Debian mirror, estimate x2.5 (45 s) on a fresh Ubuntu image (cold apt "
              "index, Docker's repository, slower disk)"),

@@ -131,7 +131,27 @@ class DockerExecTransport:
         )
 
 
-# An EC2 instance reports "running" before sshd answers: keep dialling for ~10 minutes.
+@dataclass(frozen=True)
+class PulumiHostTransport:
+    """The machine running Pulumi itself: a script on stdin of `bash -s`, as the user running
+    Pulumi (for checks made from where Pulumi dials, such as wait-for-ssh.sh)."""
+
+    def run(self, name: str, step: Step, opts: pulumi.ResourceOptions) -> command.local.Command:
+        if step.script is None:
+            raise ValueError("PulumiHostTransport runs scripts only")
+        create, update = create_and_update(step, SHELL_ON_STDIN)
+        return command.local.Command(
+            name,
+            create=create,
+            update=update,
+            stdin=stdin_text(step.script, step.env),
+            triggers=list(step.triggers) or None,
+            opts=command_options(step, opts),
+        )
+
+
+# After a node's sshd has answered (its wait-for-ssh step), transient dial failures are retried
+# 40 times, each dial bounded by 15 s (pulumi-command's dialErrorLimit and perDialTimeout).
 DIAL_ERROR_LIMIT = 40
 PER_DIAL_TIMEOUT_SECONDS = 15
 

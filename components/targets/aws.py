@@ -31,12 +31,14 @@ from components.config import (
 )
 from components.kubeadm import API_SERVER_PORT, ClusterHosts, ClusterNode, NodeInstall
 from components.targets.ssh import SshLogin, known_hosts_line
-from components.transport import SshTransport
+from components.transport import PulumiHostTransport, SshTransport, Step
 
 CANONICAL_OWNER_ID = "099720109477"
 UBUNTU_AMI_NAME = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{arch}-server-*"
 UBUNTU_ARCH: dict[Architecture, str] = {"x86_64": "amd64", "arm64": "arm64"}
 SSH_PORT = 22
+# How long a new instance's sshd may take to answer (wait-for-ssh.sh): boot, cloud-init, sshd.
+SSH_WAIT_SECONDS = 600
 ANYWHERE = "0.0.0.0/0"
 CLUSTER_TAG = "kubeadm-cluster"
 IMDS_HOP_LIMIT = 2  # 1 would stop pods (one hop further than the host) reaching IMDSv2
@@ -438,7 +440,11 @@ class AwsHosts(pulumi.ComponentResource):
             opts=child,
         )
         self.master_public_ip = eip.public_ip
-        master_ready: list[pulumi.Resource] = [master, eip_association]
+        master_wait = self._wait_for_ssh(
+            config.master_name, PulumiHostTransport(), eip.public_ip, master.id,
+            [master, eip_association],
+        )
+        master_ready: list[pulumi.Resource] = [master, eip_association, master_wait]
         master_ssh = self._transport(cfg, key, eip.public_ip, master_host_key.public_key)
         master_node = ClusterNode(
             name=config.master_name,
@@ -473,13 +479,20 @@ class AwsHosts(pulumi.ComponentResource):
                 transport = self._transport(
                     cfg, key, worker_ip, host_key.public_key, jump=master_ssh
                 )
-                depends_on: list[pulumi.Resource] = [worker, *master_ready]
+                # Waited for from the master, where the dial to it starts.
+                wait = self._wait_for_ssh(
+                    worker_name, master_ssh, worker_ip, worker.id, [worker, *master_ready]
+                )
+                depends_on: list[pulumi.Resource] = [worker, *master_ready, wait]
                 self.ssh_commands[worker_name] = eip.public_ip.apply(
                     login.to(worker_name, worker_ip, jump_name=config.master_name)
                 )
             else:
                 transport = self._transport(cfg, key, worker.public_ip, host_key.public_key)
-                depends_on = [worker]
+                wait = self._wait_for_ssh(
+                    worker_name, PulumiHostTransport(), worker.public_ip, worker.id, [worker]
+                )
+                depends_on = [worker, wait]
                 self.ssh_commands[worker_name] = worker.public_ip.apply(login.to(worker_name))
             known_hosts.append(host_key.public_key.apply(partial(known_hosts_line, worker_name)))
             workers.append(ClusterNode(
@@ -507,6 +520,27 @@ class AwsHosts(pulumi.ComponentResource):
             "sshCommands": self.ssh_commands,
             "sshKnownHosts": self.ssh_known_hosts,
         })
+
+    def _wait_for_ssh(
+        self,
+        node_name: str,
+        runner: PulumiHostTransport | SshTransport,
+        host: pulumi.Input[str],
+        instance_id: pulumi.Input[str],
+        after: Sequence[pulumi.Resource],
+    ) -> pulumi.Resource:
+        """`<node>-ssh-wait`: until the node's sshd sends its banner, at most SSH_WAIT_SECONDS,
+        checked from where the dial to the node starts (this machine, or the jump host). A new
+        instance waits again (its id is a trigger)."""
+        step = Step(
+            script="wait-for-ssh.sh",
+            env={"SSH_HOST": host, "SSH_PORT": str(SSH_PORT),
+                 "SSH_WAIT_SECONDS": str(SSH_WAIT_SECONDS)},
+            triggers=[instance_id],
+        )
+        return runner.run(
+            f"{node_name}-ssh-wait", step, pulumi.ResourceOptions(parent=self, depends_on=after)
+        )
 
     @staticmethod
     def _transport(

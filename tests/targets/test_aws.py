@@ -442,9 +442,42 @@ def test_scale_out_leaves_existing_nodes_untouched(run_components: ComponentRunn
     # Only the readiness gate, which lists the expected nodes, may change.
     assert changed == {f"{CLUSTER}-ready"}
     added = {new[urn].name for urn in set(new) - set(old)}
-    assert added == {worker(2), *(f"{worker(2)}-{s}" for s in [*WORKER_STEPS, "host-key"])}
+    assert added == {worker(2), *(f"{worker(2)}-{s}" for s in [*WORKER_STEPS, "host-key",
+                                                               "ssh-wait"])}
     for name in (MASTER, worker(0), worker(1)):
         assert before.named(name).inputs == after.named(name).inputs
+
+
+# ---------------------------------------------------------------------------------------------
+# Waiting for sshd, bounded by time
+
+
+def test_every_node_waits_for_its_sshd_before_its_first_ssh_step(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_aws(run_components, workers=1)
+    for node, host in ((MASTER, FAKE_EIP), (worker(0), fake_public_ip(worker(0)))):
+        wait = run.named(f"{node}-ssh-wait")
+        # From this machine, where pulumi-command dials from: bash, no login.
+        assert wait.type == "command:local:Command" and wait.inputs["create"] == "bash -s"
+        stdin = wait.inputs["stdin"]
+        for line in (f"export SSH_HOST={host}", "export SSH_PORT=22",
+                     "export SSH_WAIT_SECONDS=600"):
+            assert line + "\n" in stdin, (node, line)
+        assert "SCRIPT_NAME=wait-for-ssh.sh" in stdin
+        assert run.depends_on(run.named(f"{node}-install"), wait)
+        assert len(wait.inputs["triggers"]) == 1  # the instance id: a new instance waits again
+
+
+def test_a_private_worker_is_waited_for_from_the_master(run_components: ComponentRunner) -> None:
+    run, _ = run_aws(run_components, workers=1, privateWorkers="true")
+    wait = run.named(f"{worker(0)}-ssh-wait")
+    assert wait.type == COMMAND
+    assert wait.inputs["connection"]["host"] == FAKE_EIP  # runs on the jump host
+    assert "proxy" not in wait.inputs["connection"]
+    assert f"export SSH_HOST={node_ip('10.0.2.0/24', 1)}\n" in wait.inputs["stdin"]
+    assert run.depends_on(wait, run.named(f"{MASTER}-ssh-wait"))
+    assert run.depends_on(run.named(f"{worker(0)}-install"), wait)
 
 
 # ---------------------------------------------------------------------------------------------
