@@ -691,3 +691,42 @@ def test_wait_ready_returns_once_every_node_is_ready(control_plane: Machine) -> 
     assert run.error_lines == []
     assert re.search(r"all 2 nodes are Ready", run.stderr)
     assert run.seconds < 15
+
+
+# -- upgrade-node.sh: what it refuses before it touches a node --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "wanted", "message"),
+    [
+        ("control-plane", "1.33", "the cluster runs Kubernetes 1.31.4; 1.33 skips a minor version,"
+         " and kubeadm upgrades one minor at a time: set kubernetesVersion to 1.32, run pulumi up,"
+         " and repeat one minor at a time"),
+        ("control-plane", "1.30", "the cluster runs Kubernetes 1.31.4; 1.30 would be a downgrade"),
+        ("control-plane", "1.31.2", "the cluster runs Kubernetes 1.31.4; 1.31.2 would be a "
+         "downgrade"),
+        ("worker", "1.32", "the control plane runs Kubernetes 1.31.4, not 1.32: it is upgraded "
+         "first, by its own step"),
+    ],
+)
+def test_upgrade_node_refuses_before_touching_the_node(
+    control_plane: Machine, role: str, wanted: str, message: str
+) -> None:
+    """The cluster's version is read from kubeadm-config (the kubectl stand-in answers
+    v1.31.4); a skipped minor, a downgrade, and a worker ahead of its control plane stop with
+    one line, after reads only: no apt, no kubeadm, no drain."""
+    reset(control_plane)
+    control_plane.sh(
+        "mkdir -p /etc/kubernetes /etc/standins && echo stand-in > /etc/kubernetes/admin.conf"
+        " && echo stand-in > /etc/kubernetes/kubelet.conf"
+        " && echo kube-system/kubeadm-config >> /etc/standins/configmaps"
+    )
+    env = {"ROLE": role, "NODE_NAME": "cp1", "KUBERNETES_VERSION": wanted}
+    if role == "worker":
+        env["ADMIN_KUBECONFIG"] = "apiVersion: v1\nkind: Config\n"
+    run = control_plane.run_script("upgrade-node.sh", env)
+    error = run.one_error()
+    assert error.startswith("error: upgrade-node.sh: ") and message in error, run.describe()
+    calls = control_plane.standin_calls()
+    assert calls and all(call[0] == "kubectl" and "get" in call for call in calls), calls
+    assert "apt-get" not in run.stderr, run.describe()
