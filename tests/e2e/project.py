@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.config import cluster_name_for
+from components.targets.local import LABEL_CLUSTER
+
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(os.environ.get("KC_E2E_DIR", ROOT / ".e2e"))
 BIN = E2E_DIR / "bin"
@@ -144,13 +147,28 @@ class Workspace:
         return any(s.get("name") == self.stack for s in stacks)
 
     def fresh_stack(self) -> None:
-        """Destroy what an earlier run left, then start from an empty file backend."""
+        """Destroy what an earlier run left, then start from an empty file backend.
+
+        A run killed mid-way (a fresh checkout on the same Docker engine) leaves node
+        containers and the network with no state naming them: those go by their label."""
         if self.stack_exists():
             self.pulumi("destroy", "--yes", "--skip-preview")
             self.pulumi("stack", "rm", "--yes", "--force")
+        self.remove_orphans()
         self.pulumi("stack", "init", self.stack, "--secrets-provider", "passphrase", stack=False)
         # `stack rm` deletes the stack file, and an old run may have changed it: write it anew.
         self.reset_stack_file()
+
+    def remove_orphans(self) -> None:
+        """Remove the local target's containers (with their anonymous volumes) and network
+        labelled with this stack's cluster name; the machines stack's go with the fleet."""
+        label = f"label={LABEL_CLUSTER}={cluster_name_for(self.stack)}"
+        containers = docker_lines("ps", "-aq", "--filter", label)
+        if containers:
+            docker_lines("rm", "-f", "-v", *containers)
+        networks = docker_lines("network", "ls", "-q", "--filter", label)
+        if networks:
+            docker_lines("network", "rm", *networks)
 
     # -- runners ----------------------------------------------------------------------------
 
@@ -215,6 +233,16 @@ class Workspace:
         return self.run(["docker", *args], timeout=120).stdout
 
 
+def docker_lines(*args: str) -> list[str]:
+    """The words `docker args` printed; E2EError naming the command when it fails."""
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300,
+                          check=False)
+    if done.returncode != 0:
+        raise E2EError(f"`docker {shlex.join(args[:3])} ...` exited {done.returncode}: "
+                       f"{done.stderr.strip()[-500:]}")
+    return done.stdout.split()
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 300,
              interval: float = 3) -> Any:
     """check()'s first truthy result, polled every `interval` s; AssertionError naming `what`
@@ -250,12 +278,13 @@ def main(argv: list[str]) -> int:
 
         for stack in (STACK, "machines"):
             workspace = Workspace(stack, lambda: "")
-            if not PROJECT.exists() or not workspace.stack_exists():
+            if PROJECT.exists() and workspace.stack_exists():
+                workspace.pulumi("destroy", "--yes", "--skip-preview")
+                workspace.pulumi("stack", "rm", "--yes", "--force")
+                print(f"e2e-down: the {stack} stack is destroyed")
+            else:
                 print(f"e2e-down: no {stack} stack to destroy")
-                continue
-            workspace.pulumi("destroy", "--yes", "--skip-preview")
-            workspace.pulumi("stack", "rm", "--yes", "--force")
-            print(f"e2e-down: the {stack} stack is destroyed")
+            workspace.remove_orphans()
         Fleet(E2E_DIR / "machines", [], "").remove_all()
         print("e2e-down: no machine container is left")
         return 0
