@@ -17,6 +17,9 @@ COMMON = "common.sh"
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "install-kubeadm.sh": ("packages.sh",),
     "upgrade-node.sh": ("packages.sh",),
+    "kubeadm-init.sh": ("reset.sh",),
+    "kubeadm-join.sh": ("reset.sh",),
+    "reset-node.sh": ("reset.sh",),
 }
 
 

@@ -27,6 +27,8 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
+# shellcheck source-path=SCRIPTDIR source=reset.sh
+if ! declare -F clear_pod_network >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/reset.sh"; fi
 SCRIPT_NAME=kubeadm-init.sh
 
 KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
@@ -207,7 +209,8 @@ init_control_plane() {
     write_file_if_changed "$KUBEADM_CONFIG" 0600 <<<"$content"
     local config_changed=$FILE_CHANGED
     if [[ -f $INIT_MARKER && ! -f $ADMIN_CONF ]]; then
-        log_info "${INIT_MARKER} is left from a control plane that is gone (${ADMIN_CONF} is missing, e.g. after 'kubeadm reset'); initialising anew"
+        log_info "${INIT_MARKER} is left from a control plane that is gone (${ADMIN_CONF} is missing, e.g. after 'kubeadm reset'); clearing the pod network reset leaves, then initialising anew"
+        clear_pod_network
         rm -f "$INIT_MARKER"
     fi
     if [[ ! -f $INIT_MARKER && -f $ADMIN_CONF ]]; then

@@ -3,7 +3,8 @@
 # and the token is never printed.
 # A node that is already joined (kubelet.conf exists) is left alone when its cluster CA is the
 # one JOIN_COMMAND pins; a different CA means the control plane was rebuilt, so the node is reset
-# (`kubeadm reset -f`) and joins the new one. Needs openssl for that comparison.
+# (`kubeadm reset -f`, then the pod network reset leaves: reset.sh) and joins the new one. Needs
+# openssl for that comparison.
 # Environment:
 #   JOIN_COMMAND   required (secret): the line join-token.sh printed:
 #                  kubeadm join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:HEX
@@ -14,6 +15,8 @@
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
+# shellcheck source-path=SCRIPTDIR source=reset.sh
+if ! declare -F reset_node >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/reset.sh"; fi
 SCRIPT_NAME=kubeadm-join.sh
 
 NODE_CA=/etc/kubernetes/pki/ca.crt
@@ -73,10 +76,9 @@ already_joined() {
     if [[ $current == "$CA_HASH" ]]; then
         return 0
     fi
-    log_step "this node is joined to another cluster (CA ${current:0:19}..., the join command pins ${CA_HASH:0:19}...): rejoining a new control plane, kubeadm reset -f first"
+    log_step "this node is joined to another cluster (CA ${current:0:19}..., the join command pins ${CA_HASH:0:19}...): rejoining a new control plane, kubeadm reset -f and the old pod network cleared first"
     require_cmd kubeadm
-    kubeadm reset -f --cri-socket "$CRI_SOCKET" >&2 ||
-        die "kubeadm reset -f failed (see its output above); this node cannot rejoin the new control plane until it succeeds"
+    reset_node "$CRI_SOCKET"
     return 1
 }
 

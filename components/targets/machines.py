@@ -12,20 +12,16 @@ chains). Installed packages stay.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 import pulumi
 
 from components.config import MachineHost, StackConfig
 from components.kubeadm import ClusterHosts, ClusterNode, NodeInstall
+from components.scripts import script_text
 from components.targets.ssh import SshLogin, known_hosts_line
 from components.transport import SshTransport, Step
-
-CRI_SOCKET = "unix:///run/containerd/containerd.sock"
-# What a pod network leaves on a node (flannel's VXLAN device and the bridge its CNI config
-# names), and the iptables chain prefixes of kube-proxy, flannel and the CNI plugins.
-POD_NETWORK_LINKS = ("cni0", "flannel.1")
-CLUSTER_CHAIN_PATTERN = "KUBE-|FLANNEL|CNI-"
 
 
 @dataclass(frozen=True)
@@ -34,30 +30,12 @@ class MachineHostsArgs:
 
 
 def reset_command() -> str:
-    """Return a machine to how it was before it joined: `kubeadm reset`, then what reset leaves.
-
-    kubeadm reset removes the node's certificates, kubeconfigs, static pods, etcd data and
-    kubelet state and stops kubelet; it leaves the CNI configuration, the pod network's links
-    and the iptables chains (kubeadm's reset documentation says so). Chains are removed by
-    name only: the machine's own firewall rules stay. Packages stay installed.
+    """Return a machine to how it was before it joined: `reset-node.sh` (kubeadm reset, then
+    what reset leaves: CNI config, IP allocations, pod network links, the cluster's iptables
+    chains; see reset.sh). Its text is inlined because a delete must not read stdin
+    (components/transport.py). The machine's own firewall rules and its packages stay.
     """
-    links = " ".join(POD_NETWORK_LINKS)
-    return (
-        "set -e; "
-        "if command -v kubeadm >/dev/null 2>&1; then "
-        f"kubeadm reset -f --cri-socket {CRI_SOCKET} >&2; fi; "
-        "rm -rf /etc/cni/net.d/* /var/lib/cni /run/flannel /etc/kubernetes/cni "
-        "/etc/kubernetes/kubeadm-config.yaml /etc/kubernetes/.kubeadm-init-complete; "
-        f"for link in {links}; do "
-        'if ip link show "$link" >/dev/null 2>&1; then ip link delete "$link"; fi; done; '
-        "for save in iptables-save ip6tables-save; do "
-        'command -v "$save" >/dev/null 2>&1 || continue; '
-        'restore=${save%-save}-restore; '
-        f'if "$save" | grep -Eq \'{CLUSTER_CHAIN_PATTERN}\'; then '
-        f'"$save" | grep -Ev \'{CLUSTER_CHAIN_PATTERN}\' | "$restore"; fi; done; '
-        "echo 'machine reset: kubeadm state, CNI config, pod network links and cluster "
-        "iptables chains removed' >&2"
-    )
+    return f"bash -c {shlex.quote(script_text('reset-node.sh'))}"
 
 
 # Run on create: the login works, sudo needs no password, and which machine answered.

@@ -36,6 +36,7 @@ INCLUDE = (
     "procps",
     "kmod",
     "iproute2",
+    "iptables",  # reset.sh removes the cluster's chains, and only those
     "ca-certificates",
     "curl",
     "openssl",  # on Ubuntu hosts too; kubeadm-join.sh compares cluster CAs with it
@@ -363,7 +364,9 @@ class Fleet:
             errors.append(done.stderr.strip())
         raise RuntimeError(f"no free /24 for the test network: {errors[-1]}")
 
-    def start(self, role: str, systemd: bool = True) -> Machine:
+    def start(self, role: str, systemd: bool = True, caps: tuple[str, ...] = ()) -> Machine:
+        """A machine on the session's network: booting systemd with `CAPS`, or (systemd False)
+        a plain `sleep` container with only `caps` added to Docker's default set."""
         name = f"kubeadm-real-{self.session}-{role}"
         ip = f"{self.subnet_prefix}.{self._next_host}"
         self._next_host += 1
@@ -388,6 +391,8 @@ class Fleet:
                 argv += ["-v", "/lib/modules:/lib/modules:ro"]
             argv += [self.image, "/sbin/init"]
         else:
+            for cap in caps:
+                argv += ["--cap-add", cap]
             argv += [self.image, "sleep", "infinity"]
         docker(*argv)
         machine = Machine(name, ip)

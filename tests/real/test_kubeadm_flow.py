@@ -57,16 +57,64 @@ def reset(machine: Machine, nodes: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def control_plane(fleet: Fleet) -> Machine:
-    machine = fleet.start("cp1", systemd=False)
+    machine = fleet.start("cp1", systemd=False, caps=("NET_ADMIN",))
     prepare(machine)
     return machine
 
 
 @pytest.fixture(scope="module")
 def worker(fleet: Fleet) -> Machine:
-    machine = fleet.start("w1", systemd=False)
+    machine = fleet.start("w1", systemd=False, caps=("NET_ADMIN",))
     prepare(machine)
     return machine
+
+
+# What an old cluster's pod network leaves after `kubeadm reset` (flannel's, as on a real node),
+# next to the machine's own link and firewall chain, which must stay.
+PLANT_POD_NETWORK = """
+mkdir -p /etc/cni/net.d /var/lib/cni/networks/cbr0 /run/flannel
+echo '{"name": "cbr0"}' > /etc/cni/net.d/10-flannel.conflist
+echo 10.244.1.7 > /var/lib/cni/networks/cbr0/last_reserved_ip.0
+echo FLANNEL_SUBNET=10.244.1.1/24 > /run/flannel/subnet.env
+ip link add cni0 type bridge && ip addr add 10.244.1.1/24 dev cni0
+ip link add flannel.1 type vxlan id 1 dstport 8472 dev eth0 2>/dev/null ||
+    ip link add flannel.1 type bridge
+ip link add own0 type bridge
+iptables -N KUBE-SERVICES && iptables -A INPUT -j KUBE-SERVICES
+iptables -t nat -N FLANNEL-POSTRTG && iptables -t nat -A POSTROUTING -j FLANNEL-POSTRTG
+iptables -t nat -N CNI-HOSTPORT-DNAT && iptables -t nat -A PREROUTING -j CNI-HOSTPORT-DNAT
+iptables -N OWN-FIREWALL && iptables -A INPUT -s 192.0.2.0/24 -j OWN-FIREWALL
+"""
+POD_NETWORK_CHECKS = {
+    "CNI config": "ls -A /etc/cni/net.d | grep -q .",
+    "IP allocations": "ls -A /var/lib/cni | grep -q .",
+    "flannel subnet lease": "test -e /run/flannel/subnet.env",
+    "cni0": "ip link show cni0",
+    "flannel.1": "ip link show flannel.1",
+    "cluster chains": "iptables-save | grep -Eq 'KUBE-|FLANNEL|CNI-'",
+}
+OWN_NETWORK_CHECKS = {
+    "own link": "ip link show own0",
+    "own chain and rule": "iptables-save | grep -q -- '-A INPUT -s 192.0.2.0/24 -j OWN-FIREWALL'",
+}
+
+
+def plant_pod_network(machine: Machine) -> None:
+    """An old pod network on the machine, with the machine's own link and chain; checked."""
+    machine.sh("ip link delete own0 2>/dev/null; iptables -F; iptables -X; "
+               "iptables -t nat -F; iptables -t nat -X; true")
+    machine.sh(PLANT_POD_NETWORK)
+    assert pod_network_left(machine) == list(POD_NETWORK_CHECKS)
+
+
+def pod_network_left(machine: Machine) -> list[str]:
+    return [what for what, check in POD_NETWORK_CHECKS.items()
+            if machine.rc(f"{check} >/dev/null 2>&1") == 0]
+
+
+def own_network_kept(machine: Machine) -> list[str]:
+    return [what for what, check in OWN_NETWORK_CHECKS.items()
+            if machine.rc(f"{check} >/dev/null 2>&1") == 0]
 
 
 def host_env(machine: Machine) -> dict[str, str]:
@@ -376,12 +424,16 @@ def test_init_adopts_a_control_plane_initialised_before_markers(control_plane: M
 def test_init_runs_again_when_the_marker_outlived_its_control_plane(
     control_plane: Machine,
 ) -> None:
-    """`kubeadm reset -f` removes admin.conf but not the marker: that marker means nothing."""
+    """`kubeadm reset -f` removes admin.conf but not the marker: that marker means nothing,
+    and the old pod network reset left is cleared before the new init (issue 16 item 1)."""
     reset(control_plane)
     control_plane.sh(f"mkdir -p /etc/kubernetes && echo old > {MARKER}")
+    plant_pod_network(control_plane)
     run = control_plane.run_script("kubeadm-init.sh", host_env(control_plane))
     assert run.returncode == 0, run.describe()
     assert "is left from a control plane that is gone" in run.stderr
+    assert pod_network_left(control_plane) == []
+    assert own_network_kept(control_plane) == list(OWN_NETWORK_CHECKS)
     assert [call[:2] for call in control_plane.standin_calls()][:2] == [
         ["kubeadm", "version"],
         ["kubeadm", "init"],
@@ -527,11 +579,13 @@ def test_join_runs_kubeadm_join_with_the_pinned_ca_then_skips(
 def test_join_rejoins_when_the_control_plane_was_rebuilt(
     worker: Machine, cluster_cas: tuple[ClusterCA, ClusterCA]
 ) -> None:
-    """Joined to the old control plane (the test above); the join command now pins a new CA."""
+    """Joined to the old control plane (the test above); the join command now pins a new CA.
+    The old pod network kubeadm reset leaves is cleared before the join (issue 16 item 1)."""
     old, new = cluster_cas
     worker.sh("rm -f /var/log/standins.log")
     assert worker.rc("test -f /etc/kubernetes/kubelet.conf") == 0
     serve_ca(worker, new)
+    plant_pod_network(worker)
     env = {"JOIN_COMMAND": new.join_line(), "NODE_NAME": "w1", "CRI_SOCKET": "unix:///run/x.sock"}
     run = worker.run_script("kubeadm-join.sh", env)
     assert run.returncode == 0, run.describe()
@@ -542,10 +596,28 @@ def test_join_rejoins_when_the_control_plane_was_rebuilt(
         [*join_call(new.pin)[:-1], "unix:///run/x.sock"],
     ]
     assert spki_pin(worker.sh("cat /etc/kubernetes/pki/ca.crt")) == new.pin
+    assert pod_network_left(worker) == []
+    assert own_network_kept(worker) == list(OWN_NETWORK_CHECKS)
     again = worker.run_script("kubeadm-join.sh", env)
     assert again.returncode == 0, again.describe()
     assert "already joined" in again.stderr
     assert len(worker.standin_calls()) == 2
+
+
+def test_reset_node_returns_a_machine_to_before_it_joined(worker: Machine) -> None:
+    """What the machines target runs when a machine leaves (reset_command): kubeadm reset,
+    then what reset leaves; the machine's own link and firewall chain stay."""
+    worker.sh("rm -f /var/log/standins.log && mkdir -p /etc/kubernetes && "
+              f"echo old > /etc/kubernetes/kubelet.conf && echo cfg > {CONFIG}")
+    plant_pod_network(worker)
+    run = worker.run_script("reset-node.sh", {})
+    assert run.returncode == 0, run.describe()
+    assert worker.standin_calls() == [["kubeadm", "reset", "-f", "--cri-socket", CRI]]
+    assert worker.rc(f"test -e /etc/kubernetes/kubelet.conf || test -e {CONFIG}") != 0
+    assert pod_network_left(worker) == []
+    assert own_network_kept(worker) == list(OWN_NETWORK_CHECKS)
+    again = worker.run_script("reset-node.sh", {})
+    assert again.returncode == 0, again.describe()
 
 
 def test_join_of_a_joined_node_without_its_ca_is_one_error(worker: Machine) -> None:
