@@ -6,6 +6,7 @@ import pulumi
 
 from components.config import load_stack_config
 from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
+from components.targets import docker_host as docker_host_facts
 from components.targets.aws import AwsHosts, AwsHostsArgs
 from components.targets.local import LocalHosts, LocalHostsArgs
 from components.targets.machines import MachineHosts, MachineHostsArgs
@@ -25,7 +26,11 @@ if config.target == "aws":
 elif config.target == "machines":
     target = machine_hosts = MachineHosts(config.cluster_name, MachineHostsArgs(config))
 else:
-    target = LocalHosts(config.cluster_name, LocalHostsArgs(config))
+    # The engine's host is checked before anything is declared (inotify limits, /dev/mapper).
+    docker_host = docker_host_facts.inspect_docker_host(
+        provider_host=pulumi.Config("docker").get("host"))
+    docker_host_facts.check_docker_host(docker_host, 1 + config.workers)
+    target = LocalHosts(config.cluster_name, LocalHostsArgs(config, docker_host))
 hosts = target.cluster_hosts
 
 cluster = KubeadmCluster(config.cluster_name, KubeadmClusterArgs(config.cluster, hosts))

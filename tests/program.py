@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
+from unittest.mock import patch
 
 import pulumi
 import pulumi.runtime.settings
@@ -25,8 +26,10 @@ from pulumi.runtime import rpc
 
 from components.config import PROJECT, StackConfig, load_stack_config
 from components.kubeadm import ClusterHosts, KubeadmCluster, KubeadmClusterArgs
+from components.targets.docker_host import DockerHost
 
 REPO = Path(__file__).resolve().parent.parent
+PLAIN_DOCKER_HOST = DockerHost("overlay2", "extfs", {})
 MAIN = REPO / "__main__.py"
 
 FAKE_CA_HASH = "sha256:" + "ab" * 32
@@ -320,9 +323,11 @@ def run_program_with(
     preview: bool = False,
     program: Callable[[], None] | None = None,
     expect_error: bool = False,
+    docker_host: DockerHost = PLAIN_DOCKER_HOST,
     **overrides: Any,
 ) -> ProgramRun:
-    """Run `program` (default: __main__.py via runpy) under mocks with the stack's config."""
+    """Run `program` (default: __main__.py via runpy) under mocks with the stack's config;
+    `docker_host` is what the local target's host inspection reports."""
     config = stack_config(stack, overrides)
     monitor = RecordingMonitor(ProgramMocks())
     pulumi.runtime.settings.ROOT.set(None)
@@ -332,7 +337,10 @@ def run_program_with(
     pulumi.runtime.set_all_config(config)
 
     def main_program() -> None:
-        runpy.run_path(str(MAIN), run_name="__main__")
+        # The Docker engine's host is not inspected under mocks: a host that needs nothing.
+        with patch("components.targets.docker_host.inspect_docker_host",
+                   lambda **_: docker_host):
+            runpy.run_path(str(MAIN), run_name="__main__")
 
     cwd = os.getcwd()
     os.chdir(REPO)

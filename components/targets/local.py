@@ -2,8 +2,9 @@
 
 Each node container is run the way kind runs one (kubernetes-sigs/kind,
 pkg/cluster/internal/providers/docker/provision.go): privileged, seccomp and AppArmor
-unconfined, tmpfs on /tmp and /run, an anonymous volume on /var, /lib/modules read-only, a
-private cgroup namespace, restart on-failure:1, no docker-init, and a TTY so that systemd's
+unconfined, tmpfs on /tmp and /run, an anonymous volume on /var, /lib/modules read-only (and
+/dev/mapper where the engine's storage needs it: components/targets/docker_host.py), a private
+cgroup namespace, restart on-failure:1, no docker-init, and a TTY so that systemd's
 boot messages reach `docker logs`. The kind image ships containerd, kubeadm, kubelet and the
 preloaded images, so no install step runs; the kubeadm steps reach a node with `docker exec -i`.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_command as command
@@ -25,6 +26,7 @@ from components.kubeadm import (
     ClusterHosts,
     ClusterNode,
 )
+from components.targets.docker_host import DockerHost
 from components.transport import DockerExecTransport
 
 LOOPBACK = "127.0.0.1"
@@ -69,6 +71,7 @@ def systemd_wait_command(container: str, seconds: int = SYSTEMD_WAIT_SECONDS) ->
 @dataclass(frozen=True)
 class LocalHostsArgs:
     config: StackConfig
+    docker_host: DockerHost = field(default_factory=lambda: DockerHost("overlay2"))
 
 
 class LocalHosts(pulumi.ComponentResource):
@@ -109,9 +112,10 @@ class LocalHosts(pulumi.ComponentResource):
         self.network_name = network.name
 
         names = [config.master_name, *config.worker_names]
+        volumes = node_volumes(args.docker_host)
         nodes = [
             self._node(config, local, node, node_ip(local.network_cidr, index), image, network,
-                       is_master=index == 0)
+                       volumes, is_master=index == 0)
             for index, node in enumerate(names)
         ]
         self.cluster_hosts = ClusterHosts(
@@ -144,6 +148,7 @@ class LocalHosts(pulumi.ComponentResource):
         ip: str,
         image: docker.RemoteImage,
         network: docker.Network,
+        volumes: list[docker.ContainerVolumeArgs],
         is_master: bool,
     ) -> ClusterNode:
         container = docker.Container(
@@ -160,12 +165,7 @@ class LocalHosts(pulumi.ComponentResource):
             # refresh does not see a change (and every container field forces replacement).
             security_opts=["seccomp=unconfined", "apparmor=unconfined", "label=disable"],
             tmpfs={"/tmp": "", "/run": ""},
-            volumes=[
-                docker.ContainerVolumeArgs(container_path="/var"),
-                docker.ContainerVolumeArgs(
-                    host_path="/lib/modules", container_path="/lib/modules", read_only=True
-                ),
-            ],
+            volumes=volumes,
             cgroupns_mode="private",
             restart="on-failure",
             max_retry_count=1,
@@ -201,6 +201,22 @@ class LocalHosts(pulumi.ComponentResource):
             depends_on=[systemd],
             identity=container.id,
         )
+
+
+def node_volumes(host: DockerHost) -> list[docker.ContainerVolumeArgs]:
+    """An anonymous volume on /var, the host's /lib/modules read-only and, on a host whose
+    storage needs it (DockerHost.needs_dev_mapper), /dev/mapper, as kind mounts them."""
+    volumes = [
+        docker.ContainerVolumeArgs(container_path="/var"),
+        docker.ContainerVolumeArgs(
+            host_path="/lib/modules", container_path="/lib/modules", read_only=True
+        ),
+    ]
+    if host.needs_dev_mapper:
+        volumes.append(
+            docker.ContainerVolumeArgs(host_path="/dev/mapper", container_path="/dev/mapper")
+        )
+    return volumes
 
 
 def gateway_ip(cidr: str) -> str:
