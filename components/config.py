@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, TypeVar, cast
 
 import pulumi
@@ -42,7 +43,7 @@ DEFAULT_NODE_IMAGE = (
 )
 DEFAULT_APP: dict[str, Any] = {
     "name": "nginx",
-    "image": "nginxinc/nginx-unprivileged:1.27.3",
+    "image": "public.ecr.aws/nginx/nginx-unprivileged:1.27.3",
     "replicas": 2,
     "port": 8080,
     "nodePort": 30080,
@@ -85,6 +86,7 @@ KNOWN_KEYS = frozenset(
         "apiEndpoint",
         "allowCgroupV1",
         "drainTimeoutSeconds",
+        "registryMirrors",
     }
 )
 APP_KEYS = frozenset(
@@ -190,6 +192,9 @@ class ClusterConfig:
     allow_cgroup_v1: bool = False
     # How long one node's drain may take (a worker leaving, or any node upgraded), in seconds.
     drain_timeout_seconds: int = 300
+    # containerd's registry hosts configuration on every node: (registry, (mirror URL, ...)),
+    # sorted by registry; each mirror is tried in order before the registry itself.
+    registry_mirrors: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -465,13 +470,67 @@ def optional(values: Mapping[str, object], key: str, parse: Callable[[object], T
     return parse(raw)
 
 
+# registryMirrors: a registry as images name it (docker.io, ghcr.io, registry.example:5000) or
+# _default (every registry); each mirror an http(s) URL of a registry serving the same images.
+REGISTRY_NAME = re.compile(
+    r"_default|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(:[0-9]{1,5})?"
+)
+MIRROR_URL = re.compile(
+    r"https?://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?"
+)
+MAX_MIRRORS = 8
+
+
+RegistryMirrors = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def parse_registry_mirrors(raw: object) -> RegistryMirrors:
+    """registryMirrors: every bad registry name or mirror URL in one ConfigErrors."""
+    expected_map = ("a mapping of registry name to a list of mirror URLs, such as "
+                    "{docker.io: [https://mirror.example.com]}")
+    if isinstance(raw, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            raw = json.loads(raw)
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("registryMirrors", raw, expected_map)
+    errors = ErrorCollector()
+    mirrors = []
+    for registry, urls in raw.items():
+        key = f"registryMirrors.{registry}"
+        if not isinstance(registry, str) or not REGISTRY_NAME.fullmatch(registry):
+            errors.add(key, registry, "a registry host as images name it, lowercase, with an "
+                       "optional :port (docker.io, ghcr.io, registry.example:5000), or _default")
+            continue
+        listed = errors.check(partial(parse_json_list, key, urls))
+        if listed is None:
+            continue
+        if not 1 <= len(listed) <= MAX_MIRRORS:
+            errors.add(key, urls, f"a list of 1 to {MAX_MIRRORS} mirror URLs")
+            continue
+        good = []
+        for index, url in enumerate(listed):
+            if not isinstance(url, str) or not MIRROR_URL.fullmatch(url):
+                errors.add(f"{key}[{index}]", url, "an http:// or https:// URL of a registry "
+                           "mirror, lowercase host, no credentials, query or fragment, such as "
+                           "https://mirror.example.com or http://10.0.0.5:5000")
+            elif url.rstrip("/") in good:
+                errors.add(f"{key}[{index}]", url, "a mirror not listed twice")
+            else:
+                good.append(url.rstrip("/"))
+        mirrors.append((registry, tuple(good)))
+    errors.raise_if_any()
+    return tuple(sorted(mirrors))
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections
 
 
 def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> ClusterConfig | None:
-    """kubernetesVersion, podCidr, serviceCidr, allowCgroupV1, drainTimeoutSeconds; problems go
-    to `errors`."""
+    """kubernetesVersion, podCidr, serviceCidr, allowCgroupV1, drainTimeoutSeconds,
+    registryMirrors; problems go to `errors`."""
     found = len(errors.errors)
     version = errors.check(lambda: optional(
         values, "kubernetesVersion",
@@ -497,11 +556,16 @@ def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> Clust
         lambda v: parse_int("drainTimeoutSeconds", v, MIN_DRAIN_TIMEOUT, MAX_DRAIN_TIMEOUT),
         DEFAULT_DRAIN_TIMEOUT,
     ))
+    no_mirrors: RegistryMirrors = ()
+    registry_mirrors = errors.check(lambda: optional(
+        values, "registryMirrors", parse_registry_mirrors, no_mirrors
+    ))
     if len(errors.errors) > found:
         return None
     assert version is not None and pod_cidr is not None and service_cidr is not None
-    assert drain_timeout is not None
-    return ClusterConfig(version, pod_cidr, service_cidr, bool(allow_cgroup_v1), drain_timeout)
+    assert drain_timeout is not None and registry_mirrors is not None
+    return ClusterConfig(version, pod_cidr, service_cidr, bool(allow_cgroup_v1), drain_timeout,
+                         registry_mirrors)
 
 
 def parse_app(

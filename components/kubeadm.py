@@ -4,6 +4,8 @@ kubeconfig, and version upgrades. Target-agnostic: a host is a name, a private I
 Step graph (each arrow is a dependency):
 
     host -> install (preflight, install-runtime)             (only when `install` is set)
+    host/install -> registry-mirrors              (only when registryMirrors is set; before
+                                                   any step that pulls images on that node)
     master install -> master kubernetes -> init -> kubeconfig
          (kubernetes: kubelet/kubeadm/kubectl at kubernetesVersion when created; when the version
           changes, `kubeadm upgrade apply` and the master's kubelet)
@@ -36,6 +38,7 @@ from typing import Literal
 import pulumi
 
 from components.config import DEFAULT_DRAIN_TIMEOUT, ClusterConfig, PackageSource
+from components.scripts import script_text
 from components.transport import CommandResource, Step, Transport
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -48,6 +51,11 @@ VERSION_SCRIPTS = ("install-kubeadm.sh", "upgrade-node.sh")
 # A host-profile worker installs the control plane's version, then joins.
 JOIN_SCRIPTS = ("install-kubeadm.sh", "kubeadm-join.sh")
 READY_TIMEOUT_SECONDS = 900
+# A registry-mirrors step's delete: the script with no mirrors removes the files it wrote. Its
+# text is inlined because a delete must not read stdin (components/transport.py).
+REMOVE_REGISTRY_MIRRORS = (
+    f"env REGISTRY_MIRRORS= bash -c {shlex.quote(script_text('registry-mirrors.sh'))}"
+)
 # How long one node may take to be Ready at its new version after its kubelet restarts.
 UPGRADE_READY_TIMEOUT_SECONDS = 300
 # Where kubeadm's API server listens on the control-plane node (kubeadm-init.sh's default).
@@ -135,6 +143,11 @@ def control_plane_scheduling_command(master_name: str, has_workers: bool) -> str
     )
 
 
+def render_registry_mirrors(mirrors: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """registry-mirrors.sh's REGISTRY_MIRRORS: "REGISTRY URL [URL...]", one line each."""
+    return "".join(f"{registry} {' '.join(urls)}\n" for registry, urls in mirrors)
+
+
 def parse_join_token_output(stdout: str) -> tuple[str, str]:
     """join-token.sh's two lines: (the join command, the release the cluster runs, "1.31.4")."""
     lines = [line.strip() for line in stdout.strip().splitlines()]
@@ -168,8 +181,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         self._args = args
 
         master = args.hosts.master
-        master_version = self._kubernetes(master, self._install(master), previous=None)
-        master_prepared = [*master_version]
+        master_ready = self._prepare(master)
+        master_version = self._kubernetes(master, master_ready, previous=None)
+        master_prepared = [*master_ready, *master_version]
         init = self._run(
             master,
             f"{master.name}-init",
@@ -245,6 +259,30 @@ class KubeadmCluster(pulumi.ComponentResource):
     @staticmethod
     def _triggers(node: ClusterNode) -> Sequence[pulumi.Input[str]]:
         return [node.identity] if node.identity is not None else []
+
+    def _prepare(self, node: ClusterNode) -> list[CommandResource]:
+        """What a node needs before kubeadm runs on it: its runtime, then its mirrors."""
+        install = self._install(node)
+        return [*install, *self._registry_mirrors(node, install)]
+
+    def _registry_mirrors(
+        self, node: ClusterNode, after: Sequence[pulumi.Resource]
+    ) -> list[CommandResource]:
+        """containerd's registry mirrors on one node (registry-mirrors.sh), when configured.
+
+        Changing registryMirrors updates these steps only. Removing it deletes them, and each
+        delete removes the hosts.toml files it wrote (the same script with no mirrors).
+        """
+        mirrors = self._args.cluster.registry_mirrors
+        if not mirrors:
+            return []
+        step = Step(
+            script="registry-mirrors.sh",
+            env={"REGISTRY_MIRRORS": render_registry_mirrors(mirrors)},
+            delete=REMOVE_REGISTRY_MIRRORS,
+            triggers=self._triggers(node),
+        )
+        return [self._run(node, f"{node.name}-registry-mirrors", step, after)]
 
     def _install(self, node: ClusterNode) -> list[CommandResource]:
         """Preflight and container runtime on one node, as one step.
@@ -329,7 +367,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         # The join runs again when the worker's machine or the control plane is new (a rebuilt
         # master is a new cluster to join). Neither changes on scale-out.
         triggers = [*self._triggers(worker), *self._triggers(master)]
-        prepared = self._install(worker)
+        prepared = self._prepare(worker)
         # The drain exists before the join and is removed after it: a worker going away, or a
         # replaced drain step, drains and deletes its Node before a machine of the same name
         # joins again, and before the worker's machine is deleted (it waits for the host).

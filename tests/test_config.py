@@ -128,6 +128,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"kubernetesVersion": "stable"}, "kubernetesVersion", "a Kubernetes minor version"),
     ("dev", {"drainTimeoutSeconds": "5"}, "drainTimeoutSeconds", "from 10 to 3600"),
     ("aws", {"drainTimeoutSeconds": "soon"}, "drainTimeoutSeconds", "a whole number"),
+    ("dev", {"registryMirrors": "docker.io"}, "registryMirrors", "a mapping of registry name"),
+    ("aws", {"registryMirrors": {"Docker.IO": ["https://m.example"]}}, "registryMirrors.Docker.IO",
+     "lowercase"),
+    ("dev", {"registryMirrors": {"docker.io": []}}, "registryMirrors.docker.io",
+     "a list of 1 to 8 mirror URLs"),
+    ("machines", {"registryMirrors": {"ghcr.io": ["https://user:pw@m.example"]}},
+     "registryMirrors.ghcr.io[0]", "no credentials"),
+    ("dev", {"registryMirrors": {"docker.io": ["ftp://m.example"]}},
+     "registryMirrors.docker.io[0]", "an http:// or https:// URL"),
     ("dev", {"podCidr": "10.244.0.1/16"}, "podCidr", "no host bits set"),
     ("dev", {"podCidr": "10.244.0.0"}, "podCidr", "CIDR form"),
     ("dev", {"podCidr": "fd00::/64"}, "podCidr", "an IPv4 network"),
@@ -318,3 +327,23 @@ def test_every_bad_aws_and_local_setting_is_reported_at_once() -> None:
     assert [error.key for error in caught.value.errors] == [
         "nodeImage", "networkCidr", "apiServerPort",
     ]
+
+
+def test_registry_mirrors_are_sorted_and_every_bad_entry_is_reported_at_once() -> None:
+    config = parse("aws", registryMirrors={
+        "ghcr.io": "https://ghcr-mirror.example:5000/",
+        "docker.io": ["https://mirror.example", "http://10.0.0.5:5000"],
+        "_default": ["https://all.example"],
+    })
+    assert config.cluster.registry_mirrors == (
+        ("_default", ("https://all.example",)),
+        ("docker.io", ("https://mirror.example", "http://10.0.0.5:5000")),
+        ("ghcr.io", ("https://ghcr-mirror.example:5000",)),
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse("aws", registryMirrors={"docker.io": ["https://a.example", "https://a.example/"],
+                                      "BAD": ["https://b.example"], "quay.io": ["b.example"]})
+    message = str(raised.value)
+    for key in ("registryMirrors.docker.io[1]", "registryMirrors.BAD",
+                "registryMirrors.quay.io[0]"):
+        assert f"'{key}'" in message

@@ -7,6 +7,7 @@ independently of how a target makes its machines.
 from __future__ import annotations
 
 import itertools
+import shlex
 from typing import Any
 
 import pulumi
@@ -14,6 +15,7 @@ import pytest
 
 from components.config import load_stack_config, node_ip
 from components.kubeadm import (
+    REMOVE_REGISTRY_MIRRORS,
     ClusterHosts,
     ClusterNode,
     KubeadmCluster,
@@ -22,7 +24,9 @@ from components.kubeadm import (
     drain_command,
     kubeconfig_with_server,
     parse_join_token_output,
+    render_registry_mirrors,
 )
+from components.scripts import script_text
 from components.transport import DockerExecTransport, SshTransport
 from tests.conftest import FAKE_ADMIN_CONF, ComponentRunner, ProgramRun
 
@@ -333,3 +337,50 @@ def test_join_token_output_must_be_a_join_command_and_a_release(stdout: str) -> 
 def test_join_token_output_parses() -> None:
     assert parse_join_token_output("kubeadm join h:6443 --token t\n1.36.5\n") == (
         "kubeadm join h:6443 --token t", "1.36.5")
+
+
+MIRRORS = {"docker.io": ["https://mirror.example", "http://10.0.0.5:5000"],
+           "ghcr.io": ["https://ghcr-mirror.example"]}
+
+
+@pytest.mark.parametrize("with_install", [True, False], ids=["hosts", "kind"])
+def test_registry_mirrors_reach_every_node_before_anything_pulls(
+    run_components: ComponentRunner, with_install: bool,
+) -> None:
+    assert not any(name.endswith("-registry-mirrors")
+                   for name in step_names(run_cluster(run_components, 2, with_install)))
+    run = run_cluster(run_components, 2, with_install, registryMirrors=MIRRORS)
+    for node in ("master", "worker-0", "worker-1"):
+        step = run.named(f"kubeadm-aws-{node}-registry-mirrors")
+        assert ("export REGISTRY_MIRRORS='docker.io https://mirror.example "
+                "http://10.0.0.5:5000\nghcr.io https://ghcr-mirror.example\n'\n"
+                ) in step.inputs["stdin"]
+        assert step.inputs["delete"].endswith(
+            f"sh -c {shlex.quote(REMOVE_REGISTRY_MIRRORS)} </dev/null")
+        if with_install:
+            assert run.depends_on(step, run.named(f"kubeadm-aws-{node}-install"))
+        later = "init" if node == "master" else "join"
+        assert run.depends_on(run.named(f"kubeadm-aws-{node}-{later}"), step)
+    if with_install:
+        assert run.depends_on(run.named("kubeadm-aws-master-kubernetes"),
+                              run.named("kubeadm-aws-master-registry-mirrors"))
+
+
+def test_changing_registry_mirrors_changes_only_the_mirror_steps(
+    run_components: ComponentRunner,
+) -> None:
+    before = {r.name: r.inputs for r in run_cluster(
+        run_components, 2, registryMirrors=MIRRORS).resources}
+    after = {r.name: r.inputs for r in run_cluster(
+        run_components, 2, registryMirrors={"docker.io": ["https://other.example"]}).resources}
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {f"kubeadm-aws-{node}-registry-mirrors"
+                       for node in ("master", "worker-0", "worker-1")}
+
+
+def test_registry_mirrors_delete_removes_the_files_it_wrote() -> None:
+    script = script_text("registry-mirrors.sh")
+    assert shlex.quote(script) in REMOVE_REGISTRY_MIRRORS
+    assert REMOVE_REGISTRY_MIRRORS.startswith("env REGISTRY_MIRRORS= bash -c ")
+    assert render_registry_mirrors([("docker.io", ("https://a", "https://b"))]) == (
+        "docker.io https://a https://b\n")

@@ -275,7 +275,7 @@ MUTATIONS: dict[str, Mutation] = {
         find(rs, by_name(DEPLOYMENT)), in_container(set_path("image", value="nginx:latest")))),
     "image-untagged": (v.PINNED_IMAGES, DEPLOYMENT, lambda rs: with_props(
         find(rs, by_name(DEPLOYMENT)),
-        in_container(set_path("image", value="nginxinc/nginx-unprivileged")))),
+        in_container(set_path("image", value="public.ecr.aws/nginx/nginx-unprivileged")))),
     # advisory rules: they report the same way (the pack only changes the enforcement level)
     "wide-admin-cidr": (v.NARROW_ADMIN_CIDRS, SSH_RULE, lambda rs: with_props(
         find(rs, by_name(SSH_RULE)), set_path("cidrIpv4", value="10.0.0.0/8"))),

@@ -52,7 +52,7 @@ STACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "aws-private": ("aws", {"privateWorkers": "true"}),
     "aws-own-key": ("aws", {"sshPublicKey": FAKE_PUBLIC_KEY, "sshPrivateKey": FAKE_PRIVATE_KEY}),
     "aws-capabilities": ("aws", {"apps": [{
-        "name": "web", "image": "nginxinc/nginx-unprivileged:1.27.3", "port": 8080,
+        "name": "web", "image": "public.ecr.aws/nginx/nginx-unprivileged:1.27.3", "port": 8080,
         "nodePort": 30081, "capabilities": ["NET_BIND_SERVICE"]}]}),
 }
 

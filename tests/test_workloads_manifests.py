@@ -32,7 +32,7 @@ from components.workloads import (
 )
 from tests.conftest import stack_config
 
-NGINX = "nginxinc/nginx-unprivileged:1.27.3"
+NGINX = "public.ecr.aws/nginx/nginx-unprivileged:1.27.3"
 
 # Three apps, two namespaces: NodePort with a fixed port, ClusterIP, LoadBalancer.
 THREE_APPS: list[dict[str, Any]] = [
@@ -422,8 +422,8 @@ def test_scale_from_one_replica_adds_only_a_pdb() -> None:
     assert others == {("PodDisruptionBudget", "apps", "shop")}
 
 
-@pytest.mark.parametrize("image", ["nginxinc/nginx-unprivileged:1.27.4",
-                                   "nginxinc/nginx-unprivileged:1.27.2"])  # roll out, roll back
+@pytest.mark.parametrize("image", [f"{NGINX.rsplit(':', 1)[0]}:1.27.4",
+                                   f"{NGINX.rsplit(':', 1)[0]}:1.27.2"])  # roll out, roll back
 def test_image_change_changes_only_the_container_image(image: str) -> None:
     before = render(load_stack("aws"))
     apps = [{"name": "nginx", "image": image, "replicas": 3, "port": 8080, "nodePort": 30080}]

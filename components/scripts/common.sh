@@ -279,6 +279,13 @@ kubeadm_pause_image() {
         grep -m1 -E '/pause:[^[:space:]]+$' || true
 }
 
+# Fill the empty registry config_path of containerd's default config (the CRI registry's and,
+# in containerd 1.7+, the transfer service's) with DIR: hosts.toml files there configure
+# mirrors (registry-mirrors.sh). Config on stdin and stdout.
+set_registry_config_path() {
+    sed -E "s#^([[:space:]]*)config_path[[:space:]]*=[[:space:]]*(\"\"|'')[[:space:]]*\$#\1config_path = \"$1\"#"
+}
+
 # Point the CRI plugin's sandbox image at IMAGE: `sandbox_image` in a config version 2 (containerd
 # 1.x), `sandbox` under pinned_images in version 3 (containerd 2.x). Config on stdin and stdout.
 set_sandbox_image() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Docker and containerd and configures both for kubelet: containerd with its CRI plugin
 # enabled, runc's SystemdCgroup = true and, when kubeadm is installed, the sandbox (pause) image
-# that kubeadm uses for its version (not containerd's own default, which lags behind); dockerd
+# that kubeadm uses for its version (not containerd's own default, which lags behind), and the
+# registry config_path /etc/containerd/certs.d (registry-mirrors.sh writes mirrors there); dockerd
 # with the systemd cgroup driver.
 # Environment:
 #   PACKAGE_SOURCE  docker (default): Docker's apt repository for this ubuntu/debian release,
@@ -102,6 +103,7 @@ containerd_config() {
     default=$(containerd config default) || die "containerd config default failed"
     printf '%s\n' "$default" |
         sed -E 's/^([[:space:]]*)disabled_plugins[[:space:]]*=.*/\1disabled_plugins = []/' |
+        set_registry_config_path /etc/containerd/certs.d |
         set_systemd_cgroup ||
         die "containerd's default config has no runc options table to set SystemdCgroup in"
 }

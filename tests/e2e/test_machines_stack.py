@@ -5,14 +5,15 @@ apps) runs for real on Debian machine containers (tests/e2e/fleet.py) reached ov
 
 In order, as a user would drive it (each test builds on the one before):
 up with 1 control plane + 2 workers at the previous minor (1.36) -> no perpetual diff -> the
+app's image moved to a registry only a configured mirror serves (registryMirrors) -> the
 upgrade to the default minor previewed as one step per node -> the upgrade while a request loop
 runs, stopped by a PodDisruptionBudget that blocks the first worker's drain -> the budget
 freed, the rerun resumes and finishes -> a downgrade refused -> a machine whose host key is not
-the pinned one is refused -> 3 workers (the new one joins at the cluster's version) -> 1 worker
-(drained, then reset) -> apiEndpoint moved to a DNS name (the API server certificate is
-reissued with it) -> destroy (every machine reset, packages left). Checks read the cluster
-through the exported kubeconfig and app URL, and the machines through `docker exec`, never
-through the program's internals.
+the pinned one is refused -> 3 workers (the new one gets the mirrors and joins at the cluster's
+version) -> 1 worker (drained, then reset, its mirrors removed) -> apiEndpoint moved to a DNS
+name (the API server certificate is reissued with it) -> destroy (every machine reset,
+packages left). Checks read the cluster through the exported kubeconfig and app URL, and the
+machines through `docker exec`, never through the program's internals.
 """
 
 from __future__ import annotations
@@ -187,6 +188,47 @@ def test_no_changes_after_up(workspace: Workspace) -> None:
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
+# A registry name nothing resolves: only a mirror can serve images named under it.
+MIRRORED_REGISTRY = "mirrored-only.e2e.test"
+MIRRORED_IMAGE = f"{MIRRORED_REGISTRY}/{APP_IMAGE}"
+
+
+def app_pod_images(workspace: Workspace) -> dict[str, str]:
+    """Running, ready app pod -> its image."""
+    app = next(iter(workspace.outputs()["apps"].values()))
+    items = json.loads(workspace.kubectl("get", "pods", "-n", app["namespace"], "-o",
+                                         "json"))["items"]
+    return {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in items
+            if p["status"].get("phase") == "Running"
+            and all(c.get("ready") for c in p["status"].get("containerStatuses", []))}
+
+
+def test_registry_mirrors_serve_an_image_its_own_registry_cannot(
+    workspace: Workspace, fleet: Fleet,
+) -> None:
+    """registryMirrors (issue 16 item 4): the app's image moves to a registry name no machine
+    can resolve, mirrored by the stand-in registry; every replica pulls it through the mirror
+    (containerd's hosts.toml, written by each node's registry-mirrors step)."""
+    workspace.config_set(f'registryMirrors["{MIRRORED_REGISTRY}"][0]', "https://registry.e2e.test")
+    workspace.config_set("apps[0].image", MIRRORED_IMAGE)
+    changes = workspace.preview_changes()
+    # One mirrors step per machine, and the app's new image; nothing else.
+    assert [c for c in changes if c[0] != "update" or "Deployment" not in c[1]] == [
+        ("create", "command:remote:Command")] * 3, changes
+    workspace.up()
+    images = wait_for("every app replica runs the mirrored image", lambda: (
+        i := app_pod_images(workspace)) and len(i) == 3 and set(i.values()) == {MIRRORED_IMAGE}
+        and i)
+    assert len(images) == 3
+    for name in (MASTER, worker(0), worker(1)):
+        machine = fleet.machines[name]
+        assert machine.rc(f"getent hosts {MIRRORED_REGISTRY}") != 0  # no route but the mirror
+        hosts_toml = machine.sh(f"cat /etc/containerd/certs.d/{MIRRORED_REGISTRY}/hosts.toml")
+        assert '[host."https://registry.e2e.test"]' in hosts_toml
+    assert wait_for("the app answers", lambda: app_answers(workspace))
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
 def node_versions(workspace: Workspace) -> dict[str, tuple[str, bool]]:
     """Node name -> (kubelet version, cordoned)."""
     items = json.loads(workspace.kubectl("get", "nodes", "-o", "json"))["items"]
@@ -326,6 +368,9 @@ def test_scale_out_to_three_workers(workspace: Workspace, fleet: Fleet) -> None:
     assert found[worker(2)]["ip"] == fleet.machines[worker(2)].ip
     # It joined at the version the cluster runs (upgraded above), not an older one.
     assert node_versions(workspace)[worker(2)] == (RELEASE, False)
+    # It got the registry mirrors before it joined.
+    assert fleet.machines[worker(2)].rc(
+        f"test -f /etc/containerd/certs.d/{MIRRORED_REGISTRY}/hosts.toml") == 0
     # The nodes that were there were not touched: their kubelets kept running.
     for name, before in started.items():
         assert fleet.machines[name].sh("systemctl show -p ActiveEnterTimestamp kubelet") == before
@@ -340,6 +385,9 @@ def test_scale_in_to_one_worker_drains_then_resets(workspace: Workspace, fleet: 
     for name in (worker(1), worker(2)):
         assert reset_leftovers(fleet.machines[name]) == [], name
         assert fleet.machines[name].rc("command -v kubeadm") == 0  # packages stay
+        # The mirrors step's delete removed the hosts.toml it wrote.
+        assert fleet.machines[name].rc(
+            f"test -e /etc/containerd/certs.d/{MIRRORED_REGISTRY}") != 0, name
     assert wait_for("the app answers after the scale-in", lambda: app_answers(workspace))
 
 

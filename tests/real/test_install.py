@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.bringup import TIMINGS_FILE
 from tests.real.machines import Fleet, Machine, ScriptRun
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.real
 
@@ -125,3 +128,82 @@ def test_second_run_changes_nothing_and_is_fast(installed: dict[str, Any]) -> No
     print(f"\nreal timings ({TIMINGS_FILE}): {json.dumps(timings)}")
     assert second_total < 0.25 * first_total, timings
     assert second_total < 10, timings
+
+
+# -- registry mirrors (registry-mirrors.sh), on the runtime installed above -------------------
+
+CERTS = "/etc/containerd/certs.d"
+MIRRORS = ("docker.io https://mirror.example http://10.0.0.5:5000\n"
+           "ghcr.io https://ghcr-mirror.example\n")
+MARK = "# Written by kubeadm-cluster from the stack's registryMirrors; replaced on pulumi up."
+NODE_IMAGE_CONFIG = ROOT / "toolchain" / "node-image" / "files" / "etc" / "containerd" / \
+    "config.toml.in"
+
+
+def containerd_started(machine: Machine) -> str:
+    return machine.sh("systemctl show -p ActiveEnterTimestampMonotonic containerd")
+
+
+def mirrors(machine: Machine, value: str) -> ScriptRun:
+    run = machine.run_script("registry-mirrors.sh", {"REGISTRY_MIRRORS": value})
+    assert run.returncode == 0, run.describe()
+    return run
+
+
+def test_registry_mirrors_are_hosts_toml_files_containerd_reads_without_a_restart(
+    installed: dict[str, Any],
+) -> None:
+    machine: Machine = installed["machine"]
+    assert f'config_path = "{CERTS}"' in machine.sh("containerd config dump")
+    started = containerd_started(machine)
+    mirrors(machine, MIRRORS)
+    assert machine.sh(f"cat {CERTS}/docker.io/hosts.toml") == (
+        f'{MARK}\nserver = "https://registry-1.docker.io"\n\n'
+        '[host."https://mirror.example"]\n  capabilities = ["pull", "resolve"]\n\n'
+        '[host."http://10.0.0.5:5000"]\n  capabilities = ["pull", "resolve"]\n'
+    )
+    assert 'server = "https://ghcr.io"' in machine.sh(f"cat {CERTS}/ghcr.io/hosts.toml")
+    assert containerd_started(machine) == started
+    again = mirrors(machine, MIRRORS)
+    assert "wrote " not in again.stderr, again.describe()
+    # A registry dropped from the config loses its file; a file the user wrote stays.
+    machine.sh(f"mkdir -p {CERTS}/quay.io && echo 'server = \"https://quay.io\"' > "
+               f"{CERTS}/quay.io/hosts.toml")
+    mirrors(machine, "ghcr.io https://ghcr-mirror.example\n")
+    assert machine.sh(f"ls {CERTS}").split() == ["ghcr.io", "quay.io"]
+    mirrors(machine, "")  # the step's delete
+    assert machine.sh(f"ls {CERTS}").split() == ["quay.io"]
+    assert containerd_started(machine) == started
+
+
+def test_registry_mirrors_add_config_path_where_a_kind_node_config_has_none(
+    installed: dict[str, Any],
+) -> None:
+    machine: Machine = installed["machine"]
+    machine.sh("cp /etc/containerd/config.toml /root/config.toml.installed")
+    try:
+        kind_config = NODE_IMAGE_CONFIG.read_text().replace(
+            "@SANDBOX_IMAGE@", "registry.k8s.io/pause:3.10")
+        machine.put_text(kind_config, "/etc/containerd/config.toml")
+        machine.sh("systemctl restart containerd")
+        assert "config_path" not in machine.sh("cat /etc/containerd/config.toml")
+        started = containerd_started(machine)
+        run = mirrors(machine, MIRRORS)
+        assert "restarting containerd" in run.stderr
+        assert containerd_started(machine) != started
+        assert machine.sh("systemctl is-active containerd").strip() == "active"
+        assert f'config_path = "{CERTS}"' in machine.sh("containerd config dump")
+        started = containerd_started(machine)
+        mirrors(machine, MIRRORS)
+        assert containerd_started(machine) == started
+        # A config that still uses the CRI plugin's old mirrors tables is refused, unchanged.
+        machine.put_text(kind_config + '\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors.'
+                         '"docker.io"]\n  endpoint = ["https://m.example"]\n',
+                         "/etc/containerd/config.toml")
+        before = machine.sh("cat /etc/containerd/config.toml")
+        refused = machine.run_script("registry-mirrors.sh", {"REGISTRY_MIRRORS": MIRRORS})
+        assert refused.one_error("without config_path")
+        assert machine.sh("cat /etc/containerd/config.toml") == before
+    finally:
+        machine.sh("cp /root/config.toml.installed /etc/containerd/config.toml && "
+                   "systemctl restart containerd && rm -rf /etc/containerd/certs.d/*")
