@@ -2,7 +2,8 @@
 
 One cluster, in order, as a user would drive it (each test builds on the one before):
 up -> no perpetual diff -> scale the app -> add a worker -> roll out and roll back while a
-request loop counts failures -> remove the worker -> destroy. Every check reads the cluster
+request loop counts failures -> rebuild the control plane (the worker resets and rejoins) ->
+remove the worker -> destroy. Every check reads the cluster
 through the exported kubeconfig and app URL, never through the program's internals.
 """
 
@@ -158,6 +159,45 @@ def test_roll_out_and_roll_back_keep_the_app_answering(workspace: Workspace) -> 
           f"({loop.describe_failures()})")
     assert loop.total > 50
     assert loop.failures == 0, loop.describe_failures()
+
+
+def container_urn(workspace: Workspace, name: str) -> str:
+    state = json.loads(workspace.pulumi("stack", "export").stdout)
+    return next(r["urn"] for r in state["deployment"]["resources"]
+                if r["type"] == "docker:index/container:Container" and r["urn"].endswith(name))
+
+
+def cluster_ca(workspace: Workspace, node: str, path: str) -> str:
+    return workspace.docker("exec", node, "openssl", "x509", "-noout", "-fingerprint", "-sha256",
+                            "-in", path)
+
+
+def test_a_rebuilt_control_plane_is_rejoined_with_a_clean_pod_network(
+    workspace: Workspace,
+) -> None:
+    """Replacing the master container makes a new cluster: the worker finds another cluster CA,
+    resets (clearing the pod network reset leaves: issue 16 item 1) and joins it; then pods on
+    the worker answer from the master node over the new pod network."""
+    worker = STATE["worker"]
+    master = workspace.outputs()["nodeNames"][0]
+    old_ca = cluster_ca(workspace, worker, "/etc/kubernetes/pki/ca.crt")
+    result = workspace.pulumi("up", "--yes", "--skip-preview", "--skip-plugin-pre-install",
+                              "--replace", container_urn(workspace, master))
+    print(f"\ncontrol plane rebuilt and the worker rejoined: {result.seconds:.1f}s")
+    workspace.write_kubeconfig()
+    new_ca = cluster_ca(workspace, master, "/etc/kubernetes/pki/ca.crt")
+    assert new_ca != old_ca
+    assert cluster_ca(workspace, worker, "/etc/kubernetes/pki/ca.crt") == new_ca
+    wait_for("both nodes Ready in the new cluster",
+             lambda: nodes(workspace) == {master: True, worker: True})
+    on_worker = wait_for("app pods ready on the worker", lambda: [
+        p for p in ready_app_pods(workspace) if p["spec"]["nodeName"] == worker])
+    for pod in on_worker:
+        address = f"http://{pod['status']['podIP']}:8080/"
+        assert workspace.docker("exec", master, "curl", "-s", "-o", "/dev/null", "-w",
+                                "%{http_code}", "--max-time", "5", address) == "200", address
+    assert http_status(app_url(workspace)) == 200
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
 def test_removing_the_worker_drains_it_first(workspace: Workspace) -> None:

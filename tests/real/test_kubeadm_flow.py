@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.scripts import SCRIPTS_DIR
+from components.scripts import LIBRARIES, SCRIPTS_DIR
 from tests.real.machines import HERE, STANDINS, Fleet, Machine
 
 pytestmark = pytest.mark.real
@@ -676,11 +676,12 @@ def test_join_failure_is_one_line_without_the_token(worker: Machine) -> None:
 
 
 def test_scripts_also_run_from_their_files(worker: Machine) -> None:
-    """Run from a checkout (not stdin), each script sources common.sh next to it."""
+    """Run from a checkout (not stdin), each script sources common.sh and its libraries next
+    to it (the README's way to reset a node by hand)."""
     reset(worker)
     docker_cp_dir = "/opt/scripts"
     worker.sh(f"mkdir -p {docker_cp_dir}")
-    for name in ("common.sh", "kubeadm-join.sh"):
+    for name in ("common.sh", "kubeadm-join.sh", *LIBRARIES["kubeadm-join.sh"]):
         worker.put(SCRIPTS_DIR / name, f"{docker_cp_dir}/{name}")
     out = worker.sh(
         f"JOIN_COMMAND='{JOIN_LINE}' NODE_NAME=w1 bash {docker_cp_dir}/kubeadm-join.sh 2>&1"
