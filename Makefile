@@ -45,8 +45,8 @@ e2e: tools $(STAMP)
 e2e-env:
 	@$(PYTHON) -m tests.e2e.project env
 
-e2e-down:
-	$(PYTHON) -m tests.e2e.project down
+e2e-down: $(STAMP)
+	$(BIN)/python -m tests.e2e.project down
 
 # The policy pack's own environment, for `pulumi preview --policy-pack policy`.
 policy-venv:

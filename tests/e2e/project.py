@@ -25,9 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import cluster_name_for
-from components.targets.local import LABEL_CLUSTER
-
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(os.environ.get("KC_E2E_DIR", ROOT / ".e2e"))
 BIN = E2E_DIR / "bin"
@@ -162,6 +159,10 @@ class Workspace:
     def remove_orphans(self) -> None:
         """Remove the local target's containers (with their anonymous volumes) and network
         labelled with this stack's cluster name; the machines stack's go with the fleet."""
+        # Imported here: `make e2e-env` runs this module with a Python that has no Pulumi SDK.
+        from components.config import cluster_name_for
+        from components.targets.local import LABEL_CLUSTER
+
         label = f"label={LABEL_CLUSTER}={cluster_name_for(self.stack)}"
         containers = docker_lines("ps", "-aq", "--filter", label)
         if containers:

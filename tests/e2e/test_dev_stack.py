@@ -1,7 +1,8 @@
 """The dev stack for real: the Pulumi engine runs the program, kubeadm makes the cluster.
 
 One cluster, in order, as a user would drive it (each test builds on the one before):
-up -> no perpetual diff -> scale the app -> add a worker -> roll out and roll back while a
+up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up front ->
+scale the app -> add a worker -> roll out and roll back while a
 request loop counts failures -> rebuild the control plane (the worker resets and rejoins) ->
 remove the worker -> destroy. Every check reads the cluster
 through the exported kubeconfig and app URL, never through the program's internals.
@@ -13,10 +14,12 @@ import json
 import time
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from components.targets.docker_host import INOTIFY_INSTANCES, inotify_need
 from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, Workspace, wait_for
 from tests.e2e.traffic import RequestLoop
 
@@ -98,6 +101,28 @@ def test_no_perpetual_diff(workspace: Workspace) -> None:
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
+def test_more_nodes_than_the_hosts_inotify_limits_allow_are_refused_up_front(
+    workspace: Workspace,
+) -> None:
+    """The program reads this host's real fs.inotify limits (issue 16 item 3): a worker count
+    they cannot carry stops the preview with one line naming the sysctl, and nothing changes."""
+    limit = int(Path("/proc/sys/fs/inotify/max_user_instances").read_text())
+    too_many = [n for n in range(1, 251) if inotify_need(n + 1)[INOTIFY_INSTANCES] > limit]
+    assert too_many, f"this host's limit ({limit}) carries 250 workers: nothing to refuse here"
+    workers = too_many[0]
+    workspace.config_set("workers", str(workers))
+    try:
+        result = workspace.pulumi("preview", "--skip-plugin-pre-install", check=False)
+        output = result.stdout + result.stderr
+        assert (f"the Docker host's fs.inotify.max_user_instances is {limit}; "
+                f"{workers + 1} node container(s) need about") in output, output[-2000:]
+        assert "sudo sysctl -w fs.inotify.max_user_instances=" in output
+        assert "docker:index/container:Container" not in output  # nothing was declared
+    finally:
+        workspace.config_set("workers", "0")
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
 def test_scaling_the_app_touches_only_its_deployment(workspace: Workspace) -> None:
     workspace.config_set("apps[0].replicas", "4")
     assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:Deployment")]
@@ -161,10 +186,10 @@ def test_roll_out_and_roll_back_keep_the_app_answering(workspace: Workspace) -> 
     assert loop.failures == 0, loop.describe_failures()
 
 
-def container_urn(workspace: Workspace, name: str) -> str:
+def urn(workspace: Workspace, type_: str, name: str) -> str:
     state = json.loads(workspace.pulumi("stack", "export").stdout)
     return next(r["urn"] for r in state["deployment"]["resources"]
-                if r["type"] == "docker:index/container:Container" and r["urn"].endswith(name))
+                if r["type"] == type_ and r["urn"].endswith(f"::{name}"))
 
 
 def cluster_ca(workspace: Workspace, node: str, path: str) -> str:
@@ -181,9 +206,16 @@ def test_a_rebuilt_control_plane_is_rejoined_with_a_clean_pod_network(
     worker = STATE["worker"]
     master = workspace.outputs()["nodeNames"][0]
     old_ca = cluster_ca(workspace, worker, "/etc/kubernetes/pki/ca.crt")
+    # The README's procedure: the apps (and their provider) leave the old cluster first, since
+    # the engine cannot delete them with a provider it is replacing in the same run.
+    provider = urn(workspace, "pulumi:providers:kubernetes", "kubeadm-dev-apps-provider")
+    removed = workspace.pulumi("destroy", "--yes", "--skip-preview", "--target", provider,
+                               "--target-dependents")
     result = workspace.pulumi("up", "--yes", "--skip-preview", "--skip-plugin-pre-install",
-                              "--replace", container_urn(workspace, master))
-    print(f"\ncontrol plane rebuilt and the worker rejoined: {result.seconds:.1f}s")
+                              "--replace",
+                              urn(workspace, "docker:index/container:Container", master))
+    print(f"\napps removed in {removed.seconds:.1f}s, control plane rebuilt and the worker "
+          f"rejoined in {result.seconds:.1f}s")
     workspace.write_kubeconfig()
     new_ca = cluster_ca(workspace, master, "/etc/kubernetes/pki/ca.crt")
     assert new_ca != old_ca
