@@ -61,7 +61,7 @@ def stand_in_cluster(with_install: bool, ssh: bool) -> None:
 
 
 def run_cluster(run_components: ComponentRunner, workers: int, with_install: bool = True,
-                ssh: bool = True, **overrides: str) -> ProgramRun:
+                ssh: bool = True, **overrides: object) -> ProgramRun:
     return run_components(lambda: stand_in_cluster(with_install, ssh), stack="aws",
                           workers=str(workers), **overrides)
 
