@@ -43,7 +43,6 @@ workloads = Workloads(
         ready=cluster.ready,
         app_host=hosts.app_host,
         cluster_name=config.cluster_name,
-        cluster_identifier=cluster.cluster_identifier,
         kubernetes_version=config.cluster.kubernetes_version,
     ),
 )

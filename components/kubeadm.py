@@ -168,8 +168,6 @@ class KubeadmCluster(pulumi.ComponentResource):
     """A kubeadm cluster: one control-plane node and any number of workers."""
 
     kubeconfig: pulumi.Output[str]
-    # Names this control plane: changes exactly when the master is a new machine.
-    cluster_identifier: pulumi.Output[str]
     ready: CommandResource
     node_names: list[str]
     node_private_ips: dict[str, pulumi.Input[str]]
@@ -237,7 +235,6 @@ class KubeadmCluster(pulumi.ComponentResource):
                 lambda pair: kubeconfig_with_server(pair[0], pair[1])
             )
         )
-        self.cluster_identifier = pulumi.Output.concat(name, "/", args.hosts.master.identity or "")
         self.register_outputs({
             "kubeconfig": self.kubeconfig,
             "nodeNames": self.node_names,

@@ -306,13 +306,11 @@ def app_key(app: AppConfig) -> str:
 class WorkloadsArgs:
     apps: Sequence[AppConfig]
     kubeconfig: pulumi.Input[str]  # secret; becomes the explicit provider's kubeconfig
-    ready: pulumi.Resource  # the cluster's readiness gate: every object waits for it
+    # The cluster's readiness gate: every object waits for it, and is created again when it
+    # is replaced (a new control plane: its trigger is the master machine).
+    ready: pulumi.Resource
     app_host: pulumi.Input[str]  # where users reach node ports (127.0.0.1, the master's EIP)
     cluster_name: str  # the part-of label
-    # The provider's cluster identifier: when it changes (a rebuilt control plane), the
-    # provider and every object are replaced, so the apps are recreated on the new cluster.
-    # Defaults to the cluster name.
-    cluster_identifier: pulumi.Input[str] | None = None
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
 
 
@@ -359,13 +357,16 @@ class Workloads(pulumi.ComponentResource):
         self.provider = kubernetes.Provider(
             f"{name}-provider",
             kubeconfig=pulumi.Output.secret(args.kubeconfig),
-            # Only a new cluster name replaces the provider; an unknown kubeconfig at preview
-            # (a new master) is an update, so the apps are not planned for replacement.
-            cluster_identifier=args.cluster_identifier or args.cluster_name,
+            # A fixed identifier: a new kubeconfig (a rebuilt control plane) is an update of the
+            # provider, never a replacement. Replacing it made the engine close the old
+            # provider while it still had to delete the apps through it ("grpc: the client
+            # connection is closing"). The apps follow a new cluster through `replace_with`
+            # below instead. Stacks made before keep the identifier they have (ignored).
+            cluster_identifier=args.cluster_name,
             # `pulumi destroy` after the nodes are gone drops the objects from state.
             delete_unreachable=True,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["clusterIdentifier"]),
         )
         self._ready = args.ready
 
@@ -404,9 +405,12 @@ class Workloads(pulumi.ComponentResource):
     def _opts(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=[self._ready, *after],
-            # Names are fixed, so a replacement (a new provider for a rebuilt control plane,
-            # or an immutable field) can never be created before the old object is deleted.
+            # Names are fixed, so a replacement (a rebuilt control plane, or an immutable
+            # field) can never be created before the old object is deleted.
             delete_before_replace=True,
+            # The readiness gate is replaced exactly when the control plane is a new machine
+            # (its trigger): the objects are then created again, in the new cluster.
+            replace_with=[self._ready],
         )
 
     def _declare(self, manifest: Manifest) -> kubernetes.core.v1.Namespace | AppObject:

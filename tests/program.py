@@ -99,6 +99,7 @@ class Registration:
     ignore_changes: list[str]
     provider: str
     secret_inputs: set[str] = field(default_factory=set)
+    replace_with: list[str] = field(default_factory=list)
 
 
 class ProgramMocks(pulumi.runtime.Mocks):
@@ -220,6 +221,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 ignore_changes=list(request.ignoreChanges),
                 provider=request.provider,
                 secret_inputs=secret_paths(raw),
+                replace_with=list(request.replace_with),
             )
         )
         return response

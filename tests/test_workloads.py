@@ -317,11 +317,18 @@ def test_program_wires_workloads_after_the_readiness_gate(
         assert obj.provider.startswith(provider.urn + "::"), obj.name
 
 
-def test_a_new_control_plane_replaces_the_provider(run_program: Callable[..., ProgramRun]) -> None:
-    """The provider's identity names the master machine, so a rebuilt cluster gets its apps."""
+def test_a_new_control_plane_recreates_the_apps_but_keeps_the_provider(
+    run_program: Callable[..., ProgramRun],
+) -> None:
+    """Every object is replaced with the readiness gate (replaced when the master machine is
+    new); the provider's identifier never changes, so a rebuild only updates it."""
     run = run_program("dev")
     (provider,) = run.of_type(PROVIDER_TYPE)
-    assert provider.inputs["clusterIdentifier"] == "kubeadm-dev/kubeadm-dev-master-id"
+    assert provider.inputs["clusterIdentifier"] == "kubeadm-dev"
+    assert provider.ignore_changes == ["clusterIdentifier"]
+    (ready,) = [r for r in run.resources if r.name == "kubeadm-dev-ready"]
+    objects = [r for r in run.resources if r.type.startswith(K8S_PREFIX)]
+    assert objects and all(r.replace_with == [ready.urn] for r in objects)
 
 
 def test_fixed_name_objects_are_replaced_delete_first(
