@@ -103,6 +103,7 @@ APP_KEYS = frozenset(
         "memoryRequest",
         "memoryLimit",
         "capabilities",
+        "volumes",
     }
 )
 
@@ -198,6 +199,17 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class ScratchVolume:
+    """An app's emptyDir: scratch space that lives as long as the pod, on the node's disk or,
+    with medium Memory, in RAM (counted against the container's memory limit)."""
+
+    name: str
+    mount_path: str
+    medium: str = ""  # "" (the node's disk) or "Memory"
+    size_limit: str | None = None  # a quantity such as 64Mi; the pod is evicted above it
+
+
+@dataclass(frozen=True)
 class AppConfig:
     name: str
     image: str
@@ -211,6 +223,7 @@ class AppConfig:
     memory_request: str
     memory_limit: str
     capabilities: tuple[str, ...]
+    volumes: tuple[ScratchVolume, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -568,6 +581,82 @@ def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> Clust
                          registry_mirrors)
 
 
+VOLUME_KEYS = frozenset({"name", "mountPath", "emptyDir"})
+EMPTY_DIR_KEYS = frozenset({"medium", "sizeLimit"})
+MAX_VOLUMES = 16
+# The program's own volume: an emptyDir on /tmp, since the root filesystem is read-only.
+RESERVED_VOLUME = ("tmp", "/tmp")
+MOUNT_PATH = re.compile(r"/[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*")
+
+
+def parse_volumes(where: str, raw: object) -> tuple[ScratchVolume, ...]:
+    """An app's `volumes`: every problem in them raised together (ConfigErrors)."""
+    key = f"{where}.volumes"
+    entries = parse_json_list(key, raw)
+    errors = ErrorCollector()
+    if len(entries) > MAX_VOLUMES:
+        errors.add(key, raw, f"at most {MAX_VOLUMES} volumes")
+    volumes: list[ScratchVolume] = []
+    names: set[str] = {RESERVED_VOLUME[0]}
+    paths: set[str] = {RESERVED_VOLUME[1]}
+    for i, item in enumerate(entries):
+        at = f"{key}[{i}]"
+        if isinstance(item, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                item = json.loads(item)
+        if not isinstance(item, dict):
+            errors.add(at, item, "a mapping with name, mountPath and emptyDir")
+            continue
+        for unknown in sorted(set(item) - VOLUME_KEYS):
+            errors.add(f"{at}.{unknown}", item[unknown],
+                       "one of the volume keys " + ", ".join(sorted(VOLUME_KEYS)))
+        name = item.get("name")
+        if not isinstance(name, str) or not DNS1123_LABEL.fullmatch(name) or len(name) > 63:
+            errors.add(f"{at}.name", name, "a DNS-1123 label of at most 63 characters")
+            name = None
+        elif name in names:
+            errors.add(f"{at}.name", name, "a name no other volume of the app has (tmp is the "
+                       "program's own /tmp volume)")
+            name = None
+        path = item.get("mountPath")
+        if not isinstance(path, str) or not MOUNT_PATH.fullmatch(path) or \
+                ".." in path.split("/"):
+            errors.add(f"{at}.mountPath", path, "an absolute path such as /var/cache/nginx, "
+                       "not / and without ..")
+            path = None
+        elif any(path == p or path.startswith(p + "/") or p.startswith(path + "/")
+                 for p in paths):
+            errors.add(f"{at}.mountPath", path, "a path that is not, is not inside and does not "
+                       "contain another volume's mountPath (/tmp is the program's own)")
+            path = None
+        empty_dir = item.get("emptyDir", None)
+        if isinstance(empty_dir, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                empty_dir = json.loads(empty_dir or "{}")
+        if not isinstance(empty_dir, dict):
+            errors.add(f"{at}.emptyDir", empty_dir, "a mapping ({} or medium and sizeLimit): "
+                       "scratch space for the pod's lifetime")
+            continue
+        for unknown in sorted(set(empty_dir) - EMPTY_DIR_KEYS):
+            errors.add(f"{at}.emptyDir.{unknown}", empty_dir[unknown],
+                       "one of " + ", ".join(sorted(EMPTY_DIR_KEYS)))
+        medium = empty_dir.get("medium", "")
+        if medium not in ("", "Memory"):
+            errors.add(f"{at}.emptyDir.medium", medium, "Memory (RAM, counted against "
+                       "memoryLimit) or nothing (the node's disk)")
+        size_limit = empty_dir.get("sizeLimit")
+        if size_limit is not None and (not isinstance(size_limit, str)
+                                       or not QUANTITY_MEMORY.fullmatch(size_limit)):
+            errors.add(f"{at}.emptyDir.sizeLimit", size_limit, "a size such as 64Mi or 1Gi")
+        if name is not None and path is not None:
+            names.add(name)
+            paths.add(path)
+            volumes.append(ScratchVolume(name, path, str(medium),
+                                         size_limit if isinstance(size_limit, str) else None))
+    errors.raise_if_any()
+    return tuple(volumes)
+
+
 def parse_app(
     index: int, raw: object, default_namespace: str, local: LocalConfig | None
 ) -> AppConfig:
@@ -644,6 +733,9 @@ def parse_app(
                               "64Mi")
     memory_limit = quantity("memoryLimit", QUANTITY_MEMORY, "a memory quantity like 128Mi",
                             "128Mi")
+    no_volumes: tuple[ScratchVolume, ...] = ()
+    volumes = errors.check(lambda: optional(entry, "volumes",
+                                            lambda v: parse_volumes(where, v), no_volumes))
     errors.raise_if_any()
     return AppConfig(
         name=cast(str, name),
@@ -658,6 +750,7 @@ def parse_app(
         memory_request=cast(str, memory_request),
         memory_limit=cast(str, memory_limit),
         capabilities=tuple(cast(str, cap) for cap in capabilities),
+        volumes=volumes or (),
     )
 
 

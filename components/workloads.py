@@ -46,6 +46,7 @@ from components.config import (
     DEFAULT_KUBERNETES_VERSION,
     AppConfig,
     KubernetesVersion,
+    ScratchVolume,
     ServiceType,
 )
 from policy.references import RESTRICTED_ADDABLE_CAPABILITIES
@@ -130,6 +131,13 @@ def container_security_context(app: AppConfig) -> dict[str, Any]:
     }
 
 
+def empty_dir(volume: ScratchVolume) -> dict[str, str]:
+    spec = {"medium": volume.medium} if volume.medium else {}
+    if volume.size_limit:
+        spec["sizeLimit"] = volume.size_limit
+    return spec
+
+
 def deployment_manifest(
     app: AppConfig,
     cluster_name: str,
@@ -149,7 +157,10 @@ def deployment_manifest(
             "limits": {"cpu": app.cpu_limit, "memory": app.memory_limit},
         },
         "securityContext": container_security_context(app),
-        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *({"name": v.name, "mountPath": v.mount_path} for v in app.volumes),
+        ],
     }
     if kubernetes_version.minor >= PRE_STOP_SLEEP_MINOR:
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
@@ -174,7 +185,10 @@ def deployment_manifest(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [{"name": TMP_VOLUME, "emptyDir": {}}],
+                    "volumes": [
+                        {"name": TMP_VOLUME, "emptyDir": {}},
+                        *({"name": v.name, "emptyDir": empty_dir(v)} for v in app.volumes),
+                    ],
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,

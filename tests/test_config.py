@@ -137,6 +137,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
      "registryMirrors.ghcr.io[0]", "no credentials"),
     ("dev", {"registryMirrors": {"docker.io": ["ftp://m.example"]}},
      "registryMirrors.docker.io[0]", "an http:// or https:// URL"),
+    ("dev", {"apps": app(volumes=[{"name": "tmp", "mountPath": "/data", "emptyDir": {}}])},
+     "apps[0].volumes[0].name", "a name no other volume of the app has"),
+    ("dev", {"apps": app(volumes=[{"name": "d", "mountPath": "/", "emptyDir": {}}])},
+     "apps[0].volumes[0].mountPath", "an absolute path"),
+    ("aws", {"apps": app(volumes=[{"name": "d", "mountPath": "/data"}])},
+     "apps[0].volumes[0].emptyDir", "a mapping"),
+    ("dev", {"apps": app(volumes=[{"name": "d", "mountPath": "/d",
+                                   "emptyDir": {"sizeLimit": "lots"}}])},
+     "apps[0].volumes[0].emptyDir.sizeLimit", "a size such as 64Mi"),
     ("dev", {"podCidr": "10.244.0.1/16"}, "podCidr", "no host bits set"),
     ("dev", {"podCidr": "10.244.0.0"}, "podCidr", "CIDR form"),
     ("dev", {"podCidr": "fd00::/64"}, "podCidr", "an IPv4 network"),
@@ -347,3 +356,23 @@ def test_registry_mirrors_are_sorted_and_every_bad_entry_is_reported_at_once() -
     for key in ("registryMirrors.docker.io[1]", "registryMirrors.BAD",
                 "registryMirrors.quay.io[0]"):
         assert f"'{key}'" in message
+
+
+def test_scratch_volumes_parse_and_every_bad_one_is_reported_at_once() -> None:
+    config = parse("dev", apps=app(volumes=[
+        {"name": "cache", "mountPath": "/var/cache/nginx", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "ram", "mountPath": "/run/work", "emptyDir": {"medium": "Memory"}},
+    ]))
+    assert [(v.name, v.mount_path, v.medium, v.size_limit) for v in config.apps[0].volumes] == [
+        ("cache", "/var/cache/nginx", "", "64Mi"), ("ram", "/run/work", "Memory", None)]
+    with pytest.raises(ConfigError) as raised:
+        parse("dev", apps=app(volumes=[
+            {"name": "a", "mountPath": "/data", "emptyDir": {}},
+            {"name": "a", "mountPath": "/data/inner", "emptyDir": {"medium": "Disk"}},
+            {"name": "b", "mountPath": "/x/../etc", "emptyDir": {}, "readOnly": True},
+        ]))
+    message = str(raised.value)
+    for key in ("apps[0].volumes[1].name", "apps[0].volumes[1].mountPath",
+                "apps[0].volumes[1].emptyDir.medium", "apps[0].volumes[2].mountPath",
+                "apps[0].volumes[2].readOnly"):
+        assert f"'{key}'" in message, key

@@ -6,6 +6,7 @@ consistency, security settings, and which paths change on a day-2 edit (scale, n
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -474,3 +475,49 @@ def test_same_app_name_in_two_namespaces_is_fine() -> None:
     assert selection_problems(manifests) == []
     validate_all(manifests, "1.31")
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Scratch volumes
+
+
+SCRATCH = [{"name": "cache", "mountPath": "/var/cache/nginx", "emptyDir": {"sizeLimit": "64Mi"}},
+           {"name": "ram", "mountPath": "/run/work", "emptyDir": {"medium": "Memory"}}]
+
+
+@pytest.mark.parametrize("minor", [MIN_KUBERNETES_MINOR, MAX_KUBERNETES_MINOR])
+def test_scratch_volumes_are_mounted_next_to_tmp_and_valid(minor: int) -> None:
+    apps = [{**THREE_APPS[0], "volumes": SCRATCH}]
+    config = load_stack("dev", apps=apps, kubernetesVersion=f"1.{minor}",
+                        nodeImage=f"kindest/node:v1.{minor}.0")
+    manifests = render(config)
+    (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "ram", "emptyDir": {"medium": "Memory"}},
+    ]
+    (container,) = pod["containers"]
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "cache", "mountPath": "/var/cache/nginx"},
+        {"name": "ram", "mountPath": "/run/work"},
+    ]
+    # The root filesystem stays read-only: the volumes are the only writable places.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    validate_all(manifests, schema_version(config.cluster.kubernetes_version))
+
+
+def test_adding_a_scratch_volume_changes_only_the_deployment() -> None:
+    before = render(load_stack("aws"))
+    after = render(load_stack("aws", apps=[{**load_stack_app("aws"), "volumes": SCRATCH[:1]}]))
+    changed = [identity(b) for b, a in zip(before, after, strict=True) if a != b]
+    assert changed == [("Deployment", "apps", "nginx")]
+
+
+def load_stack_app(stack: str) -> dict[str, Any]:
+    """The shipped stack's first app entry, as config gives it."""
+    apps = stack_config(stack, {})["kubeadm-cluster:apps"]
+    entries = json.loads(apps) if isinstance(apps, str) else apps
+    return dict(entries[0])

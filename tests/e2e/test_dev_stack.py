@@ -1,11 +1,11 @@
 """The dev stack for real: the Pulumi engine runs the program, kubeadm makes the cluster.
 
 One cluster, in order, as a user would drive it (each test builds on the one before):
-up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up front ->
-scale the app -> add a worker -> roll out and roll back while a
-request loop counts failures -> rebuild the control plane (the worker resets and rejoins) ->
-remove the worker -> destroy. Every check reads the cluster
-through the exported kubeconfig and app URL, never through the program's internals.
+up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up
+front -> scale the app -> add a worker -> roll out and roll back while a request loop counts
+failures -> scratch volumes -> rebuild the control plane (the worker resets and rejoins) ->
+remove the worker -> destroy. Every check reads the cluster through the exported kubeconfig
+and app URL, never through the program's internals.
 """
 
 from __future__ import annotations
@@ -184,6 +184,34 @@ def test_roll_out_and_roll_back_keep_the_app_answering(workspace: Workspace) -> 
           f"({loop.describe_failures()})")
     assert loop.total > 50
     assert loop.failures == 0, loop.describe_failures()
+
+
+def test_scratch_volumes_are_the_writable_places_of_a_read_only_app(
+    workspace: Workspace,
+) -> None:
+    """apps[].volumes (issue 15, scratch part): an emptyDir on disk with a size limit and one in
+    memory; a pod writes to both, while its root filesystem stays read-only."""
+    workspace.config_set("apps[0].volumes[0].name", "scratch")
+    workspace.config_set("apps[0].volumes[0].mountPath", "/scratch")
+    workspace.config_set("apps[0].volumes[0].emptyDir.sizeLimit", "16Mi")
+    workspace.config_set("apps[0].volumes[1].name", "ram")
+    workspace.config_set("apps[0].volumes[1].mountPath", "/run/ram")
+    workspace.config_set("apps[0].volumes[1].emptyDir.medium", "Memory")
+    assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:Deployment")]
+    workspace.up()
+    pods = wait_for("app pods with the volumes ready", lambda: [
+        p for p in ready_app_pods(workspace)
+        if {v["name"] for v in p["spec"]["volumes"]} >= {"scratch", "ram"}])
+    name = pods[0]["metadata"]["name"]
+    wrote = workspace.kubectl("exec", "-n", APP_NAMESPACE, name, "--", "sh", "-c",
+                              "echo kept > /scratch/f && echo fast > /run/ram/f && "
+                              "cat /scratch/f /run/ram/f && grep ' /run/ram ' /proc/mounts")
+    assert wrote.splitlines()[:2] == ["kept", "fast"]
+    assert " tmpfs " in wrote.splitlines()[2]  # medium Memory is RAM
+    root = workspace.run(["kubectl", "--kubeconfig", str(workspace.kubeconfig), "exec", "-n",
+                          APP_NAMESPACE, name, "--", "sh", "-c", "touch /probe"], check=False)
+    assert "Read-only file system" in root.stderr + root.stdout
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
 def urn(workspace: Workspace, type_: str, name: str) -> str:
