@@ -4,6 +4,7 @@ that names the key, shows the value and says the expected form."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -376,3 +377,12 @@ def test_scratch_volumes_parse_and_every_bad_one_is_reported_at_once() -> None:
                 "apps[0].volumes[1].emptyDir.medium", "apps[0].volumes[2].mountPath",
                 "apps[0].volumes[2].readOnly"):
         assert f"'{key}'" in message, key
+
+
+@pytest.mark.parametrize("stack", ["dev", "aws", "machines"])
+def test_shipped_stack_files_hold_no_secrets_provider_state(stack: str) -> None:
+    """A shipped stack file must work with the user's own passphrase: an encryptionsalt (or a
+    secure value) would tie it to whoever ran pulumi in the checkout."""
+    text = (Path(__file__).resolve().parents[1] / f"Pulumi.{stack}.yaml").read_text()
+    assert "encryptionsalt" not in text
+    assert "secure:" not in text

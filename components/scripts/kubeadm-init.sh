@@ -385,8 +385,13 @@ kind_manifest() {
 }
 
 apply_cni() {
-    if [[ $CNI == flannel ]]; then flannel_manifest; else kind_manifest; fi
-    log_step "applying the ${CNI} pod network (${CNI_MANIFEST})"
+    if [[ $CNI == flannel ]]; then
+        flannel_manifest
+        log_step "applying the flannel pod network (${CNI_MANIFEST})"
+    else
+        kind_manifest
+        log_step "applying the node image's own pod network (${KIND_CNI_MANIFEST}, written as ${CNI_MANIFEST})"
+    fi
     retry "kubectl apply ${CNI}" kubectl_admin apply -f "$CNI_MANIFEST" >&2 ||
         die "applying the ${CNI} pod network manifest failed"
 }
