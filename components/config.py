@@ -184,6 +184,10 @@ class KubernetesVersion:
 DEFAULT_KUBERNETES_VERSION = KubernetesVersion(37, None)
 
 
+# registryMirrors as parsed: (registry, (mirror URL, ...)), sorted by registry.
+RegistryMirrors = tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     kubernetes_version: KubernetesVersion
@@ -195,7 +199,7 @@ class ClusterConfig:
     drain_timeout_seconds: int = 300
     # containerd's registry hosts configuration on every node: (registry, (mirror URL, ...)),
     # sorted by registry; each mirror is tried in order before the registry itself.
-    registry_mirrors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    registry_mirrors: RegistryMirrors = ()
 
 
 @dataclass(frozen=True)
@@ -496,9 +500,6 @@ MIRROR_URL = re.compile(
 MAX_MIRRORS = 8
 
 
-RegistryMirrors = tuple[tuple[str, tuple[str, ...]], ...]
-
-
 def parse_registry_mirrors(raw: object) -> RegistryMirrors:
     """registryMirrors: every bad registry name or mirror URL in one ConfigErrors."""
     expected_map = ("a mapping of registry name to a list of mirror URLs, such as "
@@ -584,8 +585,8 @@ def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> Clust
 VOLUME_KEYS = frozenset({"name", "mountPath", "emptyDir"})
 EMPTY_DIR_KEYS = frozenset({"medium", "sizeLimit"})
 MAX_VOLUMES = 16
-# The program's own volume: an emptyDir on /tmp, since the root filesystem is read-only.
-RESERVED_VOLUME = ("tmp", "/tmp")
+# The program's own volume on every app: /tmp, since the root filesystem is read-only.
+TMP_VOLUME = ScratchVolume("tmp", "/tmp")
 MOUNT_PATH = re.compile(r"/[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*")
 
 
@@ -597,8 +598,8 @@ def parse_volumes(where: str, raw: object) -> tuple[ScratchVolume, ...]:
     if len(entries) > MAX_VOLUMES:
         errors.add(key, raw, f"at most {MAX_VOLUMES} volumes")
     volumes: list[ScratchVolume] = []
-    names: set[str] = {RESERVED_VOLUME[0]}
-    paths: set[str] = {RESERVED_VOLUME[1]}
+    names: set[str] = {TMP_VOLUME.name}
+    paths: set[str] = {TMP_VOLUME.mount_path}
     for i, item in enumerate(entries):
         at = f"{key}[{i}]"
         if isinstance(item, str):

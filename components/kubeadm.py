@@ -38,7 +38,7 @@ from typing import Literal
 import pulumi
 
 from components.config import DEFAULT_DRAIN_TIMEOUT, ClusterConfig, PackageSource
-from components.scripts import script_text
+from components.scripts import script_command
 from components.transport import CommandResource, Step, Transport
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -53,9 +53,7 @@ JOIN_SCRIPTS = ("install-kubeadm.sh", "kubeadm-join.sh")
 READY_TIMEOUT_SECONDS = 900
 # A registry-mirrors step's delete: the script with no mirrors removes the files it wrote. Its
 # text is inlined because a delete must not read stdin (components/transport.py).
-REMOVE_REGISTRY_MIRRORS = (
-    f"env REGISTRY_MIRRORS= bash -c {shlex.quote(script_text('registry-mirrors.sh'))}"
-)
+REMOVE_REGISTRY_MIRRORS = script_command("registry-mirrors.sh", {"REGISTRY_MIRRORS": ""})
 # How long one node may take to be Ready at its new version after its kubelet restarts.
 UPGRADE_READY_TIMEOUT_SECONDS = 300
 # Where kubeadm's API server listens on the control-plane node (kubeadm-init.sh's default).

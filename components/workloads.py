@@ -44,6 +44,7 @@ import pulumi_kubernetes as kubernetes
 
 from components.config import (
     DEFAULT_KUBERNETES_VERSION,
+    TMP_VOLUME,
     AppConfig,
     KubernetesVersion,
     ScratchVolume,
@@ -56,7 +57,6 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "pulumi"
 PORT_NAME = "http"
-TMP_VOLUME = "tmp"
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
 SKIP_AWAIT = "pulumi.com/skipAwait"
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -157,10 +157,8 @@ def deployment_manifest(
             "limits": {"cpu": app.cpu_limit, "memory": app.memory_limit},
         },
         "securityContext": container_security_context(app),
-        "volumeMounts": [
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},
-            *({"name": v.name, "mountPath": v.mount_path} for v in app.volumes),
-        ],
+        "volumeMounts": [{"name": v.name, "mountPath": v.mount_path}
+                         for v in (TMP_VOLUME, *app.volumes)],
     }
     if kubernetes_version.minor >= PRE_STOP_SLEEP_MINOR:
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
@@ -185,10 +183,8 @@ def deployment_manifest(
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [
-                        {"name": TMP_VOLUME, "emptyDir": {}},
-                        *({"name": v.name, "emptyDir": empty_dir(v)} for v in app.volumes),
-                    ],
+                    "volumes": [{"name": v.name, "emptyDir": empty_dir(v)}
+                                for v in (TMP_VOLUME, *app.volumes)],
                     "topologySpreadConstraints": [
                         {
                             "maxSkew": 1,

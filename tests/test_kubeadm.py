@@ -26,7 +26,7 @@ from components.kubeadm import (
     parse_join_token_output,
     render_registry_mirrors,
 )
-from components.scripts import script_text
+from components.scripts import script_command, script_text
 from components.transport import DockerExecTransport, SshTransport
 from tests.conftest import FAKE_ADMIN_CONF, ComponentRunner, ProgramRun
 
@@ -379,8 +379,10 @@ def test_changing_registry_mirrors_changes_only_the_mirror_steps(
 
 
 def test_registry_mirrors_delete_removes_the_files_it_wrote() -> None:
-    script = script_text("registry-mirrors.sh")
-    assert shlex.quote(script) in REMOVE_REGISTRY_MIRRORS
-    assert REMOVE_REGISTRY_MIRRORS.startswith("env REGISTRY_MIRRORS= bash -c ")
+    """The delete is the same script with no mirrors, as one command (no stdin on delete)."""
+    expected = script_command("registry-mirrors.sh", {"REGISTRY_MIRRORS": ""})
+    assert expected == REMOVE_REGISTRY_MIRRORS
+    assert shlex.split(REMOVE_REGISTRY_MIRRORS) == [
+        "env", "REGISTRY_MIRRORS=", "bash", "-c", script_text("registry-mirrors.sh")]
     assert render_registry_mirrors([("docker.io", ("https://a", "https://b"))]) == (
         "docker.io https://a https://b\n")

@@ -7,7 +7,8 @@ guard sees the functions already defined. Several scripts can share one stdin: e
 `main` as it is read, in order, and the first failure stops the rest (`set -e`).
 """
 
-from collections.abc import Sequence
+import shlex
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def script_text(names: str | Sequence[str]) -> str:
                 parts.append(read_script(library).rstrip("\n"))
         parts.append(read_script(name))
     return "\n\n".join(parts)
+
+
+def script_command(name: str, env: Mapping[str, str] | None = None) -> str:
+    """One script (with common.sh and its libraries) as a single shell command, for a step's
+    delete, which must not read stdin (components/transport.py): `env K=V bash -c TEXT`."""
+    assignments = "".join(f"{key}={shlex.quote(value)} " for key, value in sorted(
+        (env or {}).items()))
+    prefix = f"env {assignments}" if assignments else ""
+    return f"{prefix}bash -c {shlex.quote(script_text(name))}"

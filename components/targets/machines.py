@@ -12,14 +12,13 @@ chains). Installed packages stay.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 
 import pulumi
 
 from components.config import MachineHost, StackConfig
 from components.kubeadm import ClusterHosts, ClusterNode, NodeInstall
-from components.scripts import script_text
+from components.scripts import script_command
 from components.targets.ssh import SshLogin, known_hosts_line
 from components.transport import SshTransport, Step
 
@@ -35,7 +34,7 @@ def reset_command() -> str:
     chains; see reset.sh). Its text is inlined because a delete must not read stdin
     (components/transport.py). The machine's own firewall rules and its packages stay.
     """
-    return f"bash -c {shlex.quote(script_text('reset-node.sh'))}"
+    return script_command("reset-node.sh")
 
 
 # Run on create: the login works, sudo needs no password, and which machine answered.
