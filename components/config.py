@@ -104,6 +104,8 @@ APP_KEYS = frozenset(
         "memoryLimit",
         "capabilities",
         "volumes",
+        "fsGroup",
+        "persistentVolumeClaimRetentionPolicy",
     }
 )
 
@@ -211,6 +213,25 @@ class ScratchVolume:
     mount_path: str
     medium: str = ""  # "" (the node's disk) or "Memory"
     size_limit: str | None = None  # a quantity such as 64Mi; the pod is evicted above it
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ClaimVolume:
+    """An app's persistent volume: one PersistentVolumeClaim per replica, made from the
+    StatefulSet's volumeClaimTemplates and kept when the replica or the app goes (see
+    AppConfig.claims_when_deleted)."""
+
+    name: str
+    mount_path: str
+    storage: str  # the claim's resources.requests.storage, a quantity such as 1Gi
+    access_modes: tuple[str, ...] = ("ReadWriteOnce",)
+    storage_class_name: str | None = None  # None: the cluster's default StorageClass
+    read_only: bool = False
+
+
+AppVolume = ScratchVolume | ClaimVolume
+ClaimRetention = Literal["Retain", "Delete"]
 
 
 @dataclass(frozen=True)
@@ -227,7 +248,17 @@ class AppConfig:
     memory_request: str
     memory_limit: str
     capabilities: tuple[str, ...]
-    volumes: tuple[ScratchVolume, ...] = ()
+    volumes: tuple[AppVolume, ...] = ()
+    # With claim volumes only: the pod's fsGroup (the volumes' group, added to the app's
+    # process), and what happens to the claims when the app is deleted (scaling down always
+    # keeps them): persistentVolumeClaimRetentionPolicy.whenDeleted.
+    fs_group: int = 65532
+    claims_when_deleted: ClaimRetention = "Retain"
+
+    @property
+    def stateful(self) -> bool:
+        """An app with a claim volume runs as a StatefulSet, others as a Deployment."""
+        return any(isinstance(v, ClaimVolume) for v in self.volumes)
 
 
 @dataclass(frozen=True)
@@ -582,31 +613,102 @@ def parse_cluster(values: Mapping[str, object], errors: ErrorCollector) -> Clust
                          registry_mirrors)
 
 
-VOLUME_KEYS = frozenset({"name", "mountPath", "emptyDir"})
+VOLUME_KEYS = frozenset({"name", "mountPath", "readOnly", "emptyDir", "volumeClaimTemplate"})
+VOLUME_KINDS = ("emptyDir", "volumeClaimTemplate")
 EMPTY_DIR_KEYS = frozenset({"medium", "sizeLimit"})
+CLAIM_KEYS = frozenset({"storage", "accessModes", "storageClassName"})
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod", "ReadOnlyMany", "ReadWriteMany")
 MAX_VOLUMES = 16
+# A StatefulSet's pods carry the label controller-revision-hash=<name>-<10 characters>, which
+# must fit a label value's 63 characters (kubernetes/kubernetes#64023).
+MAX_STATEFUL_NAME = 52
 # The program's own volume on every app: /tmp, since the root filesystem is read-only.
 TMP_VOLUME = ScratchVolume("tmp", "/tmp")
 MOUNT_PATH = re.compile(r"/[A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
-def parse_volumes(where: str, raw: object) -> tuple[ScratchVolume, ...]:
+def _mapping(raw: object) -> object:
+    """A value given as JSON text (the CLI's --path form) read as what it encodes."""
+    if isinstance(raw, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(raw or "{}")
+    return raw
+
+
+def _empty_dir(at: str, raw: object, errors: ErrorCollector) -> tuple[str, str | None] | None:
+    """(medium, sizeLimit) of a volume's emptyDir, or None when it is bad (reported)."""
+    key = f"{at}.emptyDir"
+    spec = _mapping(raw)
+    if not isinstance(spec, dict):
+        errors.add(key, raw, "a mapping ({} or medium and sizeLimit): scratch space for the "
+                   "pod's lifetime")
+        return None
+    found = len(errors.errors)
+    for unknown in sorted(set(spec) - EMPTY_DIR_KEYS):
+        errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(EMPTY_DIR_KEYS)))
+    medium = spec.get("medium", "")
+    if medium not in ("", "Memory"):
+        errors.add(f"{key}.medium", medium, "Memory (RAM, counted against memoryLimit) or "
+                   "nothing (the node's disk)")
+    size_limit = spec.get("sizeLimit")
+    if size_limit is not None and (not isinstance(size_limit, str)
+                                   or not QUANTITY_MEMORY.fullmatch(size_limit)):
+        errors.add(f"{key}.sizeLimit", size_limit, "a size such as 64Mi or 1Gi")
+    if len(errors.errors) > found:
+        return None
+    return str(medium), cast("str | None", size_limit)
+
+
+def _claim_template(
+    at: str, raw: object, errors: ErrorCollector
+) -> tuple[str, tuple[str, ...], str | None] | None:
+    """(storage, accessModes, storageClassName) of a volume's volumeClaimTemplate, or None
+    when it is bad (reported)."""
+    key = f"{at}.volumeClaimTemplate"
+    spec = _mapping(raw)
+    if not isinstance(spec, dict):
+        errors.add(key, raw, "a mapping with storage (such as 1Gi), and optionally accessModes "
+                   "and storageClassName: a persistent volume per replica")
+        return None
+    found = len(errors.errors)
+    for unknown in sorted(set(spec) - CLAIM_KEYS):
+        errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(CLAIM_KEYS)))
+    storage = spec.get("storage")
+    if not isinstance(storage, str) or not QUANTITY_MEMORY.fullmatch(storage):
+        errors.add(f"{key}.storage", storage, "the size each replica's volume asks for, such "
+                   "as 1Gi")
+    modes = _mapping(spec.get("accessModes", ["ReadWriteOnce"]))
+    if not isinstance(modes, list) or not modes or len(set(map(str, modes))) != len(modes) \
+            or any(mode not in ACCESS_MODES for mode in modes):
+        errors.add(f"{key}.accessModes", spec.get("accessModes"),
+                   "a list of distinct access modes from " + ", ".join(ACCESS_MODES))
+    class_name = spec.get("storageClassName")
+    if class_name is not None and (not isinstance(class_name, str) or len(class_name) > 253
+                                   or not DNS1123_SUBDOMAIN.fullmatch(class_name)):
+        errors.add(f"{key}.storageClassName", class_name, "a StorageClass name (a DNS-1123 "
+                   "subdomain); leave it out for the cluster's default class")
+    if len(errors.errors) > found:
+        return None
+    return cast(str, storage), tuple(cast(list[str], modes)), cast("str | None", class_name)
+
+
+def parse_volumes(where: str, raw: object) -> tuple[AppVolume, ...]:
     """An app's `volumes`: every problem in them raised together (ConfigErrors)."""
     key = f"{where}.volumes"
     entries = parse_json_list(key, raw)
     errors = ErrorCollector()
     if len(entries) > MAX_VOLUMES:
         errors.add(key, raw, f"at most {MAX_VOLUMES} volumes")
-    volumes: list[ScratchVolume] = []
+    volumes: list[AppVolume] = []
     names: set[str] = {TMP_VOLUME.name}
     paths: set[str] = {TMP_VOLUME.mount_path}
     for i, item in enumerate(entries):
         at = f"{key}[{i}]"
-        if isinstance(item, str):
-            with contextlib.suppress(json.JSONDecodeError):
-                item = json.loads(item)
+        item = _mapping(item)
         if not isinstance(item, dict):
-            errors.add(at, item, "a mapping with name, mountPath and emptyDir")
+            errors.add(at, item, "a mapping with name, mountPath and emptyDir or "
+                       "volumeClaimTemplate")
             continue
         for unknown in sorted(set(item) - VOLUME_KEYS):
             errors.add(f"{at}.{unknown}", item[unknown],
@@ -630,32 +732,52 @@ def parse_volumes(where: str, raw: object) -> tuple[ScratchVolume, ...]:
             errors.add(f"{at}.mountPath", path, "a path that is not, is not inside and does not "
                        "contain another volume's mountPath (/tmp is the program's own)")
             path = None
-        empty_dir = item.get("emptyDir", None)
-        if isinstance(empty_dir, str):
-            with contextlib.suppress(json.JSONDecodeError):
-                empty_dir = json.loads(empty_dir or "{}")
-        if not isinstance(empty_dir, dict):
-            errors.add(f"{at}.emptyDir", empty_dir, "a mapping ({} or medium and sizeLimit): "
-                       "scratch space for the pod's lifetime")
+        read_only = errors.check(partial(optional, item, "readOnly",
+                                         partial(parse_bool, f"{at}.readOnly"), False))
+        kinds = [kind for kind in VOLUME_KINDS if kind in item]
+        if len(kinds) != 1:
+            errors.add(at, item, "exactly one of emptyDir (scratch space for the pod's "
+                       "lifetime) and volumeClaimTemplate (a persistent volume per replica)")
             continue
-        for unknown in sorted(set(empty_dir) - EMPTY_DIR_KEYS):
-            errors.add(f"{at}.emptyDir.{unknown}", empty_dir[unknown],
-                       "one of " + ", ".join(sorted(EMPTY_DIR_KEYS)))
-        medium = empty_dir.get("medium", "")
-        if medium not in ("", "Memory"):
-            errors.add(f"{at}.emptyDir.medium", medium, "Memory (RAM, counted against "
-                       "memoryLimit) or nothing (the node's disk)")
-        size_limit = empty_dir.get("sizeLimit")
-        if size_limit is not None and (not isinstance(size_limit, str)
-                                       or not QUANTITY_MEMORY.fullmatch(size_limit)):
-            errors.add(f"{at}.emptyDir.sizeLimit", size_limit, "a size such as 64Mi or 1Gi")
-        if name is not None and path is not None:
-            names.add(name)
-            paths.add(path)
-            volumes.append(ScratchVolume(name, path, str(medium),
-                                         size_limit if isinstance(size_limit, str) else None))
+        volume: AppVolume | None = None
+        if kinds == ["emptyDir"]:
+            scratch = _empty_dir(at, item["emptyDir"], errors)
+            if scratch is not None and name is not None and path is not None:
+                volume = ScratchVolume(name, path, scratch[0], scratch[1], bool(read_only))
+        else:
+            claim = _claim_template(at, item["volumeClaimTemplate"], errors)
+            if claim is not None and name is not None and path is not None:
+                volume = ClaimVolume(name, path, claim[0], claim[1], claim[2], bool(read_only))
+        if volume is not None and read_only is not None:
+            names.add(volume.name)
+            paths.add(volume.mount_path)
+            volumes.append(volume)
     errors.raise_if_any()
     return tuple(volumes)
+
+
+def _declares_claims(raw: object) -> bool:
+    """Whether raw `volumes` (valid or not) ask for a volumeClaimTemplate."""
+    entries = _mapping(raw)
+    return isinstance(entries, list) and any(
+        isinstance(item, dict) and "volumeClaimTemplate" in item
+        for item in map(_mapping, entries))
+
+
+def parse_claim_retention(key: str, raw: object) -> ClaimRetention:
+    """persistentVolumeClaimRetentionPolicy: {whenDeleted: Retain | Delete}; whenScaled, if
+    given, must be Retain (scaling down never deletes a claim)."""
+    policy = _mapping(raw)
+    expected = ("a mapping {whenDeleted: Retain or Delete}: whether deleting the app (or "
+                "pulumi destroy) deletes its claims and their data")
+    if not isinstance(policy, dict) or set(policy) - {"whenDeleted", "whenScaled"}:
+        raise ConfigError(key, raw, expected)
+    if policy.get("whenScaled", "Retain") != "Retain":
+        raise ConfigError(f"{key}.whenScaled", policy["whenScaled"],
+                          "Retain (scaling down never deletes a claim) or nothing")
+    return cast(ClaimRetention, parse_choice(f"{key}.whenDeleted",
+                                             policy.get("whenDeleted", "Retain"),
+                                             ("Retain", "Delete")))
 
 
 def parse_app(
@@ -734,9 +856,28 @@ def parse_app(
                               "64Mi")
     memory_limit = quantity("memoryLimit", QUANTITY_MEMORY, "a memory quantity like 128Mi",
                             "128Mi")
-    no_volumes: tuple[ScratchVolume, ...] = ()
+    no_volumes: tuple[AppVolume, ...] = ()
     volumes = errors.check(lambda: optional(entry, "volumes",
                                             lambda v: parse_volumes(where, v), no_volumes))
+    # Bad volumes are reported already; whether the app is meant to be stateful is still
+    # plain from the raw entries, so its other keys are checked as such.
+    stateful = (any(isinstance(v, ClaimVolume) for v in volumes) if volumes is not None
+                else _declares_claims(entry.get("volumes")))
+    fs_group = errors.check(lambda: optional(
+        entry, "fsGroup", lambda v: parse_int(key("fsGroup"), v, 1, 2**31 - 1), 65532))
+    claims_when_deleted = errors.check(lambda: optional(
+        entry, "persistentVolumeClaimRetentionPolicy",
+        lambda v: parse_claim_retention(key("persistentVolumeClaimRetentionPolicy"), v),
+        cast(ClaimRetention, "Retain")))
+    if not stateful:
+        for only_stateful in ("fsGroup", "persistentVolumeClaimRetentionPolicy"):
+            if entry.get(only_stateful) not in (None, ""):
+                errors.add(key(only_stateful), entry[only_stateful],
+                           "nothing unless a volume has a volumeClaimTemplate")
+    elif name is not None and len(name) > MAX_STATEFUL_NAME:
+        errors.add(key("name"), name, f"at most {MAX_STATEFUL_NAME} characters for an app "
+                   "with a volumeClaimTemplate (a StatefulSet's pods carry the label "
+                   "controller-revision-hash=<name>-<hash>, at most 63)")
     errors.raise_if_any()
     return AppConfig(
         name=cast(str, name),
@@ -752,6 +893,8 @@ def parse_app(
         memory_limit=cast(str, memory_limit),
         capabilities=tuple(cast(str, cap) for cap in capabilities),
         volumes=volumes or (),
+        fs_group=cast(int, fs_group),
+        claims_when_deleted=cast(ClaimRetention, claims_when_deleted),
     )
 
 
@@ -793,6 +936,13 @@ def parse_apps(
                     f"a nodePort not used by apps[{ports[app.node_port]}]",
                 )
             ports.setdefault(app.node_port, i)
+    # A stateful app's headless Service is <name>-headless: no other app may be called that.
+    for i, app in enumerate(parsed):
+        headless = (app.namespace, f"{app.name}-headless") if app is not None else None
+        if app is not None and app.stateful and headless in seen:
+            errors.add(f"apps[{seen[headless]}].name", headless[1],
+                       f"a name other than {headless[1]}, the headless Service of apps[{i}] "
+                       "(it has a volumeClaimTemplate)")
     if len(errors.errors) > found:
         return None
     apps = tuple(app for app in parsed if app is not None)
@@ -1276,6 +1426,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
     if target == "machines":
         machines = parse_machines(values, cluster, cluster_name, errors) if cluster else None
         apps = parse_apps(values, None, errors)
+        check_claim_classes(apps, target, errors)
         errors.raise_if_any()
         assert cluster is not None and machines is not None and apps is not None
         return StackConfig(cluster_name, "machines", len(machines.workers), cluster, apps, None,
@@ -1296,6 +1447,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
             aws = errors.check(lambda: parse_aws(values, cluster, nodes_after_master))
     # Apps are checked against the local node ports only when those are known to be valid.
     apps = parse_apps(values, local, errors)
+    check_claim_classes(apps, target, errors)
     errors.raise_if_any()
     assert target is not None and cluster is not None and workers is not None
     assert apps is not None
@@ -1303,6 +1455,26 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
 
 
 MACHINES_ONLY_KEYS = ("controlPlaneHosts", "workerHosts", "apiEndpoint")
+# The default StorageClass each target's cluster gets (None: no default, so a claim must name
+# a class the user made): local, the node image's local-path provisioner
+# (/kind/manifests/default-storage.yaml).
+DEFAULT_STORAGE_CLASS: dict[Target, str | None] = {"local": "standard", "aws": None,
+                                                   "machines": None}
+
+
+def check_claim_classes(
+    apps: tuple[AppConfig, ...] | None, target: Target | None, errors: ErrorCollector
+) -> None:
+    """On a target whose cluster has no default StorageClass, every claim names one."""
+    if apps is None or target is None or DEFAULT_STORAGE_CLASS[target] is not None:
+        return
+    for i, app in enumerate(apps):
+        for j, volume in enumerate(app.volumes):
+            if isinstance(volume, ClaimVolume) and volume.storage_class_name is None:
+                errors.add(
+                    f"apps[{i}].volumes[{j}].volumeClaimTemplate.storageClassName", None,
+                    f"the name of a StorageClass you made: a {target} cluster has no default "
+                    "StorageClass (README, Volumes)")
 
 
 def raw_config_values() -> dict[str, object]:

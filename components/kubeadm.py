@@ -61,6 +61,9 @@ API_SERVER_PORT = 6443
 
 NodeProfile = Literal["host", "kind"]
 Cni = Literal["flannel", "kind"]
+# The cluster's default StorageClass, applied at init: none, or the kind node image's
+# /kind/manifests/default-storage.yaml (config.DEFAULT_STORAGE_CLASS names the class).
+DefaultStorage = Literal["none", "kind"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class ClusterHosts:
     install: NodeInstall | None = None  # None: the hosts already have the runtime and kubeadm
     profile: NodeProfile = "host"
     cni: Cni = "flannel"
+    default_storage: DefaultStorage = "none"
 
 
 @dataclass(frozen=True)
@@ -348,6 +352,9 @@ class KubeadmCluster(pulumi.ComponentResource):
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.hosts.profile,
             "CNI": args.hosts.cni,
+            # Only when set, so the inputs of stacks without it stay as they were.
+            **({"DEFAULT_STORAGE": args.hosts.default_storage}
+               if args.hosts.default_storage != "none" else {}),
             **self._cgroup_env(),
         }
 

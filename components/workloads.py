@@ -1,4 +1,5 @@
-"""Apps from config -> Kubernetes objects on the cluster: Namespace, Deployment, Service, PDB.
+"""Apps from config -> Kubernetes objects on the cluster: Namespace, Deployment (StatefulSet and
+its headless Service for an app with claim volumes), Service, PDB.
 
 Every object is first rendered as a plain manifest dict by a pure function
 (`namespace_manifest`, `deployment_manifest`, `service_manifest`, `pdb_manifest`); the Pulumi
@@ -29,6 +30,12 @@ Choices (see also the README's day-2 section):
 - LoadBalancer Services get `pulumi.com/skipAwait: "true"`: a kubeadm cluster has no load
   balancer controller, so the ingress address never appears and the provider's await would
   time out. Their node port still works (http://<app host>:<nodePort>).
+- Volumes: an emptyDir per scratch volume (and /tmp); an app with a volumeClaimTemplate is a
+  StatefulSet, one claim per volume and replica, with a headless Service `<app>-headless`
+  (stable pod DNS names), `persistentVolumeClaimRetentionPolicy` whenScaled Retain (always)
+  and whenDeleted from config (Retain by default), and the pod's `fsGroup` so a non-root app
+  can write to its claims. Both kinds stay under the restricted Pod Security Standard: the
+  root filesystem stays read-only, the volumes are the writable places.
 - `metadata.name` is fixed (app name) so URLs and kubectl commands are predictable; with a
   fixed name the provider replaces delete-before-create when an immutable field changes.
 """
@@ -46,6 +53,8 @@ from components.config import (
     DEFAULT_KUBERNETES_VERSION,
     TMP_VOLUME,
     AppConfig,
+    AppVolume,
+    ClaimVolume,
     KubernetesVersion,
     ScratchVolume,
     ServiceType,
@@ -138,13 +147,20 @@ def empty_dir(volume: ScratchVolume) -> dict[str, str]:
     return spec
 
 
-def deployment_manifest(
-    app: AppConfig,
-    cluster_name: str,
-    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+def volume_mount(volume: AppVolume) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": volume.name, "mountPath": volume.mount_path}
+    if volume.read_only:
+        mount["readOnly"] = True
+    return mount
+
+
+def pod_template(
+    app: AppConfig, cluster_name: str, kubernetes_version: KubernetesVersion
 ) -> Manifest:
+    """The pod template of an app's Deployment or StatefulSet. Claim volumes are mounted by
+    name; the StatefulSet's volumeClaimTemplates provide them, so they are not pod volumes."""
     selector = selector_labels(app, cluster_name)
-    labels = app_labels(app, cluster_name)
+    volumes = (TMP_VOLUME, *app.volumes)
     container = {
         "name": app.name,
         "image": app.image,
@@ -157,44 +173,117 @@ def deployment_manifest(
             "limits": {"cpu": app.cpu_limit, "memory": app.memory_limit},
         },
         "securityContext": container_security_context(app),
-        "volumeMounts": [{"name": v.name, "mountPath": v.mount_path}
-                         for v in (TMP_VOLUME, *app.volumes)],
+        "volumeMounts": [volume_mount(v) for v in volumes],
     }
     if kubernetes_version.minor >= PRE_STOP_SLEEP_MINOR:
         container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}}
+    security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if app.stateful:
+        # The claims' files belong to this group, which the app's process gets whatever its
+        # user; OnRootMismatch: a large volume is not walked again on every start.
+        security["fsGroup"] = app.fs_group
+        security["fsGroupChangePolicy"] = "OnRootMismatch"
+    return {
+        "metadata": {"labels": app_labels(app, cluster_name)},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": security,
+            "containers": [container],
+            "volumes": [{"name": v.name, "emptyDir": empty_dir(v)}
+                        for v in volumes if isinstance(v, ScratchVolume)],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": HOSTNAME_TOPOLOGY_KEY,
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector},
+                }
+            ],
+        },
+    }
+
+
+def deployment_manifest(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": app.name, "namespace": app.namespace, "labels": labels},
+        "metadata": {"name": app.name, "namespace": app.namespace,
+                     "labels": app_labels(app, cluster_name)},
         "spec": {
             "replicas": app.replicas,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": selector_labels(app, cluster_name)},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": [{"name": v.name, "emptyDir": empty_dir(v)}
-                                for v in (TMP_VOLUME, *app.volumes)],
-                    "topologySpreadConstraints": [
-                        {
-                            "maxSkew": 1,
-                            "topologyKey": HOSTNAME_TOPOLOGY_KEY,
-                            "whenUnsatisfiable": "ScheduleAnyway",
-                            "labelSelector": {"matchLabels": selector},
-                        }
-                    ],
-                },
+            "template": pod_template(app, cluster_name, kubernetes_version),
+        },
+    }
+
+
+def headless_service_name(app: AppConfig) -> str:
+    """The StatefulSet's governing Service: each pod is <app>-<ordinal>.<this>.<namespace>."""
+    return f"{app.name}-headless"
+
+
+def statefulset_manifest(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> Manifest:
+    """An app with claim volumes: one claim per volume and replica, named
+    <volume>-<app>-<ordinal>, which follows the replica's ordinal. Scaling down keeps the
+    claims (a replica that comes back finds its data); deleting the app keeps them unless
+    claims_when_deleted is Delete."""
+    claims = [
+        {
+            "metadata": {"name": v.name, "labels": app_labels(app, cluster_name)},
+            "spec": {
+                "accessModes": list(v.access_modes),
+                "resources": {"requests": {"storage": v.storage}},
+                **({"storageClassName": v.storage_class_name} if v.storage_class_name else {}),
             },
+        }
+        for v in app.volumes if isinstance(v, ClaimVolume)
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": app.name, "namespace": app.namespace,
+                     "labels": app_labels(app, cluster_name)},
+        "spec": {
+            "replicas": app.replicas,
+            "serviceName": headless_service_name(app),
+            "selector": {"matchLabels": selector_labels(app, cluster_name)},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": app.claims_when_deleted,
+                "whenScaled": "Retain",
+            },
+            "template": pod_template(app, cluster_name, kubernetes_version),
+            "volumeClaimTemplates": claims,
+        },
+    }
+
+
+def headless_service_manifest(app: AppConfig, cluster_name: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": headless_service_name(app), "namespace": app.namespace,
+                     "labels": app_labels(app, cluster_name)},
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector_labels(app, cluster_name),
+            "ports": [{"name": PORT_NAME, "port": app.port, "targetPort": PORT_NAME,
+                       "protocol": "TCP"}],
+            # Pods have DNS names from their start, before they are ready (peer discovery).
+            "publishNotReadyAddresses": True,
         },
     }
 
@@ -265,10 +354,16 @@ def app_manifests(
     cluster_name: str,
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
 ) -> list[Manifest]:
-    """Deployment, Service and (replicas > 1) PodDisruptionBudget of one app."""
+    """Deployment (or, with claim volumes, StatefulSet and its headless Service), Service and
+    (replicas > 1) PodDisruptionBudget of one app."""
     pdb = pdb_manifest(app, cluster_name, kubernetes_version)
+    workload = (
+        [headless_service_manifest(app, cluster_name),
+         statefulset_manifest(app, cluster_name, kubernetes_version)]
+        if app.stateful else [deployment_manifest(app, cluster_name, kubernetes_version)]
+    )
     return [
-        deployment_manifest(app, cluster_name, kubernetes_version),
+        *workload,
         service_manifest(app, cluster_name),
         *([pdb] if pdb is not None else []),
     ]
@@ -330,7 +425,8 @@ class AppEndpoints:
 
     name: str
     namespace: str
-    deployment_name: str
+    workload_kind: str  # Deployment, or StatefulSet for an app with claim volumes
+    workload_name: str
     service_name: str
     service_type: ServiceType
     cluster_url: str  # http://<svc>.<ns>.svc.cluster.local:<port>, from inside the cluster
@@ -341,12 +437,14 @@ class AppEndpoints:
 
 AppObject = (
     kubernetes.apps.v1.Deployment
+    | kubernetes.apps.v1.StatefulSet
     | kubernetes.core.v1.Service
     | kubernetes.policy.v1.PodDisruptionBudget
 )
 # Resource class and resource-name suffix of each namespaced kind render_manifests produces.
 APP_OBJECT_KINDS: dict[str, tuple[type[AppObject], str]] = {
     "Deployment": (kubernetes.apps.v1.Deployment, "deployment"),
+    "StatefulSet": (kubernetes.apps.v1.StatefulSet, "statefulset"),
     "Service": (kubernetes.core.v1.Service, "service"),
     "PodDisruptionBudget": (kubernetes.policy.v1.PodDisruptionBudget, "pdb"),
 }
@@ -401,7 +499,7 @@ class Workloads(pulumi.ComponentResource):
             "apps": {
                 key: {
                     "namespace": e.namespace,
-                    "deployment": e.deployment_name,
+                    "workload": f"{e.workload_kind}/{e.workload_name}",
                     "service": e.service_name,
                     "serviceType": e.service_type,
                     "clusterUrl": e.cluster_url,
@@ -459,7 +557,8 @@ class Workloads(pulumi.ComponentResource):
         return AppEndpoints(
             name=app.name,
             namespace=app.namespace,
-            deployment_name=app.name,
+            workload_kind="StatefulSet" if app.stateful else "Deployment",
+            workload_name=app.name,
             service_name=app.name,
             service_type=app.service_type,
             cluster_url=cluster_url(app),

@@ -12,9 +12,11 @@ import pytest
 
 from components.config import (
     DEFAULT_NODE_IMAGE,
+    ClaimVolume,
     ConfigError,
     ConfigErrors,
     KubernetesVersion,
+    ScratchVolume,
     StackConfig,
     instance_architecture,
     node_ip,
@@ -143,6 +145,8 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"apps": app(volumes=[{"name": "d", "mountPath": "/", "emptyDir": {}}])},
      "apps[0].volumes[0].mountPath", "an absolute path"),
     ("aws", {"apps": app(volumes=[{"name": "d", "mountPath": "/data"}])},
+     "apps[0].volumes[0]", "exactly one of emptyDir"),
+    ("aws", {"apps": app(volumes=[{"name": "d", "mountPath": "/data", "emptyDir": "[]"}])},
      "apps[0].volumes[0].emptyDir", "a mapping"),
     ("dev", {"apps": app(volumes=[{"name": "d", "mountPath": "/d",
                                    "emptyDir": {"sizeLimit": "lots"}}])},
@@ -364,19 +368,85 @@ def test_scratch_volumes_parse_and_every_bad_one_is_reported_at_once() -> None:
         {"name": "cache", "mountPath": "/var/cache/nginx", "emptyDir": {"sizeLimit": "64Mi"}},
         {"name": "ram", "mountPath": "/run/work", "emptyDir": {"medium": "Memory"}},
     ]))
-    assert [(v.name, v.mount_path, v.medium, v.size_limit) for v in config.apps[0].volumes] == [
-        ("cache", "/var/cache/nginx", "", "64Mi"), ("ram", "/run/work", "Memory", None)]
+    assert config.apps[0].volumes == (
+        ScratchVolume("cache", "/var/cache/nginx", "", "64Mi"),
+        ScratchVolume("ram", "/run/work", "Memory", None))
+    assert not config.apps[0].stateful
     with pytest.raises(ConfigError) as raised:
         parse("dev", apps=app(volumes=[
             {"name": "a", "mountPath": "/data", "emptyDir": {}},
             {"name": "a", "mountPath": "/data/inner", "emptyDir": {"medium": "Disk"}},
-            {"name": "b", "mountPath": "/x/../etc", "emptyDir": {}, "readOnly": True},
+            {"name": "b", "mountPath": "/x/../etc", "emptyDir": {}, "readOnly": "maybe"},
         ]))
     message = str(raised.value)
     for key in ("apps[0].volumes[1].name", "apps[0].volumes[1].mountPath",
                 "apps[0].volumes[1].emptyDir.medium", "apps[0].volumes[2].mountPath",
                 "apps[0].volumes[2].readOnly"):
         assert f"'{key}'" in message, key
+
+
+def test_claim_volumes_make_a_stateful_app_with_retained_claims_by_default() -> None:
+    config = parse("dev", apps=app(volumes=[
+        {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}},
+        {"name": "seed", "mountPath": "/seed", "readOnly": "true", "volumeClaimTemplate": {
+            "storage": "100Mi", "accessModes": ["ReadOnlyMany"], "storageClassName": "fast"}},
+    ]))
+    only = config.apps[0]
+    assert only.volumes == (
+        ClaimVolume("data", "/data", "1Gi"),
+        ClaimVolume("seed", "/seed", "100Mi", ("ReadOnlyMany",), "fast", read_only=True))
+    assert only.stateful
+    assert (only.fs_group, only.claims_when_deleted) == (65532, "Retain")
+    deleting = parse("dev", apps=app(
+        volumes=[{"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}],
+        fsGroup=2000, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"})).apps[0]
+    assert (deleting.fs_group, deleting.claims_when_deleted) == (2000, "Delete")
+
+
+def test_every_bad_claim_volume_key_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse("dev", apps=[
+            {**NGINX, "name": "a" * 53, "fsGroup": 0,
+             "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete"},
+             "volumes": [
+                 {"name": "data", "mountPath": "/data",
+                  "volumeClaimTemplate": {"storage": "lots", "accessModes": ["ReadWriteAlways"],
+                                          "storageClassName": "Fast_SSD", "size": "1Gi"}},
+                 {"name": "both", "mountPath": "/both", "emptyDir": {},
+                  "volumeClaimTemplate": {"storage": "1Gi"}},
+             ]},
+            {**NGINX, "name": "plain", "nodePort": 30081, "fsGroup": 1000},
+        ])
+    message = str(raised.value)
+    for key in ("apps[0].name", "apps[0].fsGroup",
+                "apps[0].persistentVolumeClaimRetentionPolicy.whenScaled",
+                "apps[0].volumes[0].volumeClaimTemplate.storage",
+                "apps[0].volumes[0].volumeClaimTemplate.accessModes",
+                "apps[0].volumes[0].volumeClaimTemplate.storageClassName",
+                "apps[0].volumes[0].volumeClaimTemplate.size", "apps[0].volumes[1]",
+                "apps[1].fsGroup"):
+        assert f"'{key}'" in message, key
+
+
+def test_a_claim_needs_a_class_where_the_cluster_has_no_default() -> None:
+    claim = {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}
+    for stack in ("aws", "machines"):
+        with pytest.raises(ConfigError) as raised:
+            parse(stack, apps=app(volumes=[claim]))
+        assert "'apps[0].volumes[0].volumeClaimTemplate.storageClassName'" in str(raised.value)
+        assert "has no default StorageClass" in str(raised.value)
+        named = {**claim, "volumeClaimTemplate": {"storage": "1Gi", "storageClassName": "gp3"}}
+        assert parse(stack, apps=app(volumes=[named])).apps[0].stateful
+    assert parse("dev", apps=app(volumes=[claim])).apps[0].stateful
+
+
+def test_no_app_may_take_the_name_of_a_stateful_apps_headless_service() -> None:
+    claim = {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}
+    with pytest.raises(ConfigError) as raised:
+        parse("dev", apps=[{**NGINX, "name": "db", "volumes": [claim]},
+                           {**NGINX, "name": "db-headless", "nodePort": 30081}])
+    assert "'apps[1].name'" in str(raised.value)
+    assert "headless Service of apps[0]" in str(raised.value)
 
 
 @pytest.mark.parametrize("stack", ["dev", "aws", "machines"])

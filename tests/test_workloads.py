@@ -184,7 +184,14 @@ def test_default_nginx_objects(run_components: ComponentRunner) -> None:
     assert deployment.inputs["spec"]["replicas"] == 2
 
 
-@pytest.mark.parametrize("stack, apps", [("dev", THREE_APPS), ("aws", THREE_APPS_AWS)])
+STATEFUL_APP = {"name": "db", "image": NGINX, "replicas": 2, "port": 8080,
+                "volumes": [{"name": "data", "mountPath": "/data",
+                             "volumeClaimTemplate": {"storage": "1Gi",
+                                                     "storageClassName": "gp3"}}]}
+
+
+@pytest.mark.parametrize("stack, apps", [("dev", THREE_APPS), ("aws", THREE_APPS_AWS),
+                                         ("dev", [*THREE_APPS, STATEFUL_APP])])
 def test_registered_objects_are_the_rendered_manifests(
     run_components: ComponentRunner, stack: str, apps: list[dict[str, Any]]
 ) -> None:
@@ -262,10 +269,25 @@ def test_default_nginx_url(run_components: ComponentRunner, stack: str) -> None:
     expected = {"dev": "http://127.0.0.1:30080", "aws": f"http://{FAKE_EIP}:30080"}[stack]
     assert deployed.urls() == {"apps/nginx": expected}
     endpoints = deployed.workloads.apps["apps/nginx"]
-    assert (endpoints.namespace, endpoints.service_name, endpoints.deployment_name) == (
+    assert (endpoints.namespace, endpoints.service_name, endpoints.workload_name) == (
         "apps", "nginx", "nginx")
     assert endpoints.cluster_url == "http://nginx.apps.svc.cluster.local:8080"
     assert deployed.run.resolve(endpoints.node_port) == 30080
+
+
+def test_a_stateful_app_is_reached_through_its_service_like_any_app(
+    run_components: ComponentRunner,
+) -> None:
+    deployed = deploy(run_components, "dev", apps=[STATEFUL_APP])
+    assert {
+        ("kubernetes:apps/v1:StatefulSet", "apps/db-statefulset"),
+        ("kubernetes:core/v1:Service", "apps/db-headless-service"),
+        ("kubernetes:core/v1:Service", "apps/db-service"),
+    } <= deployed.names
+    endpoints = deployed.workloads.apps["apps/db"]
+    assert (endpoints.workload_kind, endpoints.workload_name, endpoints.service_name) == (
+        "StatefulSet", "db", "db")
+    assert deployed.urls() == {"apps/db": "http://127.0.0.1:30080"}
 
 
 def test_three_app_urls_on_dev(run_components: ComponentRunner) -> None:

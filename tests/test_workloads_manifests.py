@@ -103,9 +103,10 @@ def _subset(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def selection_problems(manifests: Sequence[Manifest]) -> list[str]:
-    """Every way a Service or PDB could miss its pods, or a Deployment grab another's pods."""
+    """Every way a Service or PDB could miss its pods, or a Deployment (or StatefulSet) grab
+    another's pods."""
     problems: list[str] = []
-    deployments = [m for m in manifests if m["kind"] == "Deployment"]
+    deployments = [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
 
     def pods(namespace: str) -> list[tuple[str, dict[str, str], list[dict[str, Any]]]]:
         return [
@@ -115,7 +116,7 @@ def selection_problems(manifests: Sequence[Manifest]) -> list[str]:
         ]
 
     for d in deployments:
-        where = "Deployment {}/{}".format(*identity(d)[1:])
+        where = "{} {}/{}".format(*identity(d))
         ns = d["metadata"]["namespace"]
         selector = d["spec"]["selector"].get("matchLabels", {})
         template = d["spec"]["template"]["metadata"].get("labels", {})
@@ -143,7 +144,7 @@ def selection_problems(manifests: Sequence[Manifest]) -> list[str]:
         matched = [(name, ports) for name, labels, ports in pods(ns) if _subset(selector, labels)]
         if len(matched) != 1:
             problems.append(
-                f"{where}: selector {selector} matches {len(matched)} Deployments "
+                f"{where}: selector {selector} matches {len(matched)} workloads "
                 f"({[name for name, _ in matched]}); expected exactly one"
             )
             continue
@@ -168,11 +169,11 @@ def _find(manifests: list[Manifest], kind: str, name: str) -> Manifest:
 @pytest.mark.parametrize(
     "breakage, expected",
     [
-        ("service-selector-typo", "matches 0 Deployments"),
-        ("service-other-namespace", "matches 0 Deployments"),
-        ("service-empty-selector", "matches 0 Deployments"),
+        ("service-selector-typo", "matches 0 workloads"),
+        ("service-other-namespace", "matches 0 workloads"),
+        ("service-empty-selector", "matches 0 workloads"),
         ("service-target-port", "is no port of the pods"),
-        ("pdb-selects-nothing", "matches 0 Deployments"),
+        ("pdb-selects-nothing", "matches 0 workloads"),
         ("deployment-selector-broad", "also matches the pods of"),
         ("deployment-selector-template", "does not match its pod template"),
     ],
@@ -521,3 +522,73 @@ def load_stack_app(stack: str) -> dict[str, Any]:
     apps = stack_config(stack, {})["kubeadm-cluster:apps"]
     entries = json.loads(apps) if isinstance(apps, str) else apps
     return dict(entries[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Claim volumes
+
+
+CLAIMS = [{"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}},
+          {"name": "seed", "mountPath": "/seed", "readOnly": True, "volumeClaimTemplate": {
+              "storage": "100Mi", "accessModes": ["ReadOnlyMany"], "storageClassName": "fast"}}]
+
+
+@pytest.mark.parametrize("minor", [MIN_KUBERNETES_MINOR, MAX_KUBERNETES_MINOR])
+def test_an_app_with_claims_is_a_statefulset_with_a_headless_service(minor: int) -> None:
+    apps = [{**THREE_APPS[0], "volumes": [*SCRATCH[:1], *CLAIMS]}]
+    config = load_stack("dev", apps=apps, kubernetesVersion=f"1.{minor}",
+                        nodeImage=f"kindest/node:v1.{minor}.0")
+    manifests = render(config)
+    assert [identity(m) for m in manifests] == [
+        ("Namespace", "", "apps"),
+        ("Service", "apps", "web-headless"),
+        ("StatefulSet", "apps", "web"),
+        ("Service", "apps", "web"),
+        ("PodDisruptionBudget", "apps", "web"),
+    ]
+    headless = _find(manifests, "Service", "web-headless")["spec"]
+    assert headless["clusterIP"] == "None"
+    assert headless["publishNotReadyAddresses"] is True
+    spec = _find(manifests, "StatefulSet", "web")["spec"]
+    assert spec["serviceName"] == "web-headless"
+    assert spec["replicas"] == 3
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain", "whenScaled": "Retain"}
+    assert [(c["metadata"]["name"], c["spec"]) for c in spec["volumeClaimTemplates"]] == [
+        ("data", {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}),
+        ("seed", {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "100Mi"}},
+                  "storageClassName": "fast"}),
+    ]
+    pod = spec["template"]["spec"]
+    # Claims are mounted by name; only scratch volumes are pod volumes.
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}},
+                              {"name": "cache", "emptyDir": {"sizeLimit": "64Mi"}}]
+    (container,) = pod["containers"]
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "cache", "mountPath": "/var/cache/nginx"},
+        {"name": "data", "mountPath": "/data"},
+        {"name": "seed", "mountPath": "/seed", "readOnly": True},
+    ]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert selection_problems(manifests) == []
+    validate_all(manifests, schema_version(config.cluster.kubernetes_version))
+
+
+def test_claims_of_a_deleted_app_go_only_when_asked() -> None:
+    apps = [{**THREE_APPS[0], "volumes": CLAIMS[:1], "fsGroup": 2000,
+             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}]
+    spec = _find(render(load_stack("dev", apps=apps)), "StatefulSet", "web")["spec"]
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert spec["template"]["spec"]["securityContext"]["fsGroup"] == 2000
+
+
+def test_scaling_a_stateful_app_changes_only_its_replicas() -> None:
+    apps = [{**THREE_APPS[0], "volumes": CLAIMS[:1]}]
+    before = render(load_stack("dev", apps=apps))
+    after = render(load_stack("dev", apps=_with(apps, 0, replicas=4)))
+    assert changed_paths(before, after) == {(("StatefulSet", "apps", "web"), "spec.replicas")}

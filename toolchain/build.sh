@@ -7,8 +7,8 @@
 # Builds: the Pulumi CLI and Python language host (at requirements.txt's `pulumi==`), the
 # command, docker and kubernetes provider plugins (at their requirements.txt pins), Kubernetes
 # (versions.sh), etcd, CoreDNS and pause (the versions this kubeadm asks for), flanneld, the
-# kind CLI, crictl, the CNI plugins and the flannel CNI plugin, the component and app images,
-# the node image kubeadm-cluster/node:VERSION, and a signed apt repository of Kubernetes
+# kind CLI, local-path-provisioner, crictl, the CNI plugins and the flannel CNI plugin, the
+# component and app images, the node image kubeadm-cluster/node:VERSION, and a signed apt repository of Kubernetes
 # packages laid out like the community one (kubernetes-apt-repo.sh). For upgrade tests, also the
 # previous minor (PREVIOUS_KUBERNETES_VERSION): Kubernetes, the etcd and CoreDNS its kubeadm
 # names, its crictl, its component images and its apt repository (no node image), and one root
@@ -58,6 +58,8 @@ step "etcd $ETCD_VERSION" "$here/node-binaries.sh" etcd "$ETCD_VERSION"
 step "coredns $COREDNS_VERSION" "$here/node-binaries.sh" coredns "$COREDNS_VERSION"
 step "flannel $FLANNEL_VERSION" "$here/node-binaries.sh" flannel "$FLANNEL_VERSION"
 step "kind $KIND_VERSION" "$here/node-binaries.sh" kind "$KIND_VERSION"
+step "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION" "$here/node-binaries.sh" \
+  local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
 step "pause" "$here/node-binaries.sh" pause -
 step "cri-tools $CRI_TOOLS_VERSION" "$here/node-binaries.sh" cri-tools "$CRI_TOOLS_VERSION"
 step "cni-plugins $CNI_PLUGINS_VERSION" "$here/node-binaries.sh" cni-plugins "$CNI_PLUGINS_VERSION"

@@ -4,8 +4,10 @@
 #   registry.k8s.io/kube-{apiserver,controller-manager,scheduler,proxy}:K8S_VERSION,
 #   registry.k8s.io/etcd, registry.k8s.io/coredns/coredns, registry.k8s.io/pause (tags from
 #   `kubeadm config images list`), kubeadm-cluster/flannel:FLANNEL_VERSION (the node image's
-#   pod network) and kubeadm-cluster/nginx:1.0 and :1.1 (an unprivileged nginx on port 8080,
-#   two tags that differ, for roll-out tests).
+#   pod network), kubeadm-cluster/nginx:1.0 and :1.1 (an unprivileged nginx on port 8080,
+#   two tags that differ, for roll-out tests), and kubeadm-cluster/local-path-provisioner:
+#   LOCAL_PATH_PROVISIONER_VERSION (the node image's default storage; its helper pods run the
+#   Debian base image, preloaded too).
 # Also, under the names flannel FLANNEL_VERSION's own manifest (kube-flannel.yml) uses, for
 # machines that apply that manifest unchanged: ghcr.io/flannel-io/flannel:FLANNEL_VERSION (the
 # same image as kubeadm-cluster/flannel) and ghcr.io/flannel-io/flannel-cni-plugin:
@@ -16,7 +18,8 @@
 # Inputs (built by the other toolchain scripts; KC_WAIT_SECONDS=N waits for their .done):
 #   $KC_CACHE/kubernetes-K8S_VERSION/bin/, $KC_CACHE/etcd-ETCD_VERSION/bin/etcd,
 #   $KC_CACHE/coredns-COREDNS_VERSION/bin/coredns, $KC_CACHE/flannel-FLANNEL_VERSION/bin/flanneld,
-#   $KC_CACHE/flannel-cni-FLANNEL_CNI_SOURCE_VERSION/bin/flannel, $KC_CACHE/pause/bin/pause.
+#   $KC_CACHE/flannel-cni-FLANNEL_CNI_SOURCE_VERSION/bin/flannel, $KC_CACHE/pause/bin/pause,
+#   $KC_CACHE/local-path-provisioner-LOCAL_PATH_PROVISIONER_VERSION/bin/local-path-provisioner.
 # Output: the images in the local engine, and $KC_CACHE/images/preload-K8S_VERSION.txt listing
 # those the node image preloads. Images whose inputs did not change are not rebuilt.
 set -euo pipefail
@@ -35,6 +38,7 @@ kubeadm_image_versions "$KC_CACHE/kubernetes-$version/bin/kubeadm" "$version" ||
 FLANNEL_IMAGE=kubeadm-cluster/flannel:$FLANNEL_VERSION
 UPSTREAM_FLANNEL_IMAGE=ghcr.io/flannel-io/flannel:$FLANNEL_VERSION
 FLANNEL_CNI_PLUGIN_IMAGE=ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_PLUGIN_TAG
+LOCAL_PATH_PROVISIONER_IMAGE=kubeadm-cluster/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION
 NGINX_TAGS=(1.0 1.1)
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,6 +50,7 @@ coredns=$KC_CACHE/coredns-$COREDNS_VERSION
 flannel=$KC_CACHE/flannel-$FLANNEL_VERSION
 flannel_cni=$KC_CACHE/flannel-cni-$FLANNEL_CNI_SOURCE_VERSION
 pause=$KC_CACHE/pause
+local_path=$KC_CACHE/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION
 # What every image's key includes: a change to these scripts rebuilds.
 scripts=("$here/lib.sh" "$here/image-lib.sh" "$0")
 
@@ -159,6 +164,10 @@ preload+=("$image")
 wait_done "$flannel" "flannel $FLANNEL_VERSION"
 debian_image "$FLANNEL_IMAGE" "$nettools" "$files/flannel" "$flannel/bin/flanneld"
 preload+=("$FLANNEL_IMAGE" "${nginx[@]}")
+wait_done "$local_path" "local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION"
+static_image "$LOCAL_PATH_PROVISIONER_IMAGE" "$local_path/bin/local-path-provisioner" \
+  /usr/local/bin/local-path-provisioner 0
+preload+=("$LOCAL_PATH_PROVISIONER_IMAGE" "$BASE_IMAGE")
 # kube-flannel.yml runs /opt/bin/flanneld, and `cp -f /etc/kube-flannel/cni-conf.json ...` in
 # its install-cni init container.
 alias_image "$FLANNEL_IMAGE" "$UPSTREAM_FLANNEL_IMAGE" \

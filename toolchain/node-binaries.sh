@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds the node image's other programs from Go modules: etcd, CoreDNS, flanneld, the kind
 # CLI (for the side-by-side benchmark), toolchain/pause, and what the Kubernetes apt packages
-# ship besides Kubernetes itself: crictl, the CNI plugins and the flannel CNI plugin.
+# ship besides Kubernetes itself: crictl, the CNI plugins and the flannel CNI plugin; and
+# local-path-provisioner, the node image's default StorageClass provisioner.
 #
 # Usage: toolchain/node-binaries.sh PIECE VERSION
 #   etcd v3.7.0 | coredns v1.14.6 | flannel v0.27.0 | kind v0.33.0 | pause - |
-#   cri-tools v1.37.0 | cni-plugins v1.7.1 | flannel-cni v0.9.1
+#   cri-tools v1.37.0 | cni-plugins v1.7.1 | flannel-cni v0.9.1 | local-path-provisioner v0.0.30
 # Output: $KC_CACHE/PIECE-VERSION/bin/ (pause: $KC_CACHE/pause/bin/pause).
 #   cri-tools: bin/crictl. cni-plugins: bin/<plugin> for every main package under the module's
 #   plugins/{main,ipam,meta}/ (its Windows-only folder aside), as its release tarball ships them.
@@ -92,6 +93,14 @@ case $piece in
     # `crictl --version` prints pkg/version.Version (upstream's release script sets the tag).
     build sigs.k8s.io/cri-tools/cmd/crictl crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$version"
     ;;
+  local-path-provisioner)
+    go_wrapper "$src" kc.local/local-path-provisioner
+    cd "$src"
+    echo "require github.com/rancher/local-path-provisioner $version" >>go.mod
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/rancher/local-path-provisioner"\n' >tools.go
+    run local-path-provisioner go mod tidy
+    build github.com/rancher/local-path-provisioner local-path-provisioner ""
+    ;;
   cni-plugins | flannel-cni)
     module=github.com/containernetworking/plugins
     go_wrapper "$src" "kc.local/$piece"
@@ -132,6 +141,6 @@ case $piece in
       [[ -x $out/bin/$(basename "$package") ]] || die "building $piece failed: no $out/bin/$(basename "$package")"
     done
     ;;
-  *) die "unknown piece '$piece': expected etcd, coredns, flannel, kind, pause, cri-tools, cni-plugins or flannel-cni" ;;
+  *) die "unknown piece '$piece': expected etcd, coredns, flannel, kind, pause, cri-tools, cni-plugins, flannel-cni or local-path-provisioner" ;;
 esac
 mark_built "$out"

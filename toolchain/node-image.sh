@@ -3,8 +3,8 @@
 # registry: Debian bookworm with systemd as init (behind an entrypoint of our own), containerd
 # and runc, the CNI plugins in /opt/cni/bin, kubeadm/kubelet/kubectl with kubelet's unit and
 # kubeadm drop-in, /kind/version, /kind/manifests/default-cni.yaml (flannel) and
-# default-storage.yaml (a placeholder), and every image from toolchain/images.sh preloaded in
-# containerd's k8s.io namespace.
+# default-storage.yaml (local-path-provisioner's StorageClass `standard`), and every image from
+# toolchain/images.sh preloaded in containerd's k8s.io namespace.
 #
 # Usage: toolchain/node-image.sh K8S_VERSION   (for example v1.37.2)
 # Needs the Docker engine set up by toolchain/docker-runtime.sh (the preload step runs a
@@ -30,11 +30,13 @@ require_engine
 mapfile -t preload <"$KC_CACHE/images/preload-$version.txt"
 sandbox=$(grep -m1 '/pause:' <<<"$(printf '%s\n' "${preload[@]}")") || die "no pause image in the preload list"
 flannel=$(grep -m1 '/flannel:' <<<"$(printf '%s\n' "${preload[@]}")") || die "no flannel image in the preload list"
+provisioner=$(grep -m1 '/local-path-provisioner:' <<<"$(printf '%s\n' "${preload[@]}")") ||
+  die "no local-path-provisioner image in the preload list"
 
 # Stage 1: packages, files and binaries.
 key1=$(inputs_key "$here/lib.sh" "$here/image-lib.sh" "$0" "$node_files" "$k8s/bin/kubeadm" \
   "$k8s/bin/kubelet" "$k8s/bin/kubectl" "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")" \
-  "$version" "$sandbox" "$flannel")
+  "$version" "$sandbox" "$flannel" "$provisioner")
 if ! image_current "$stage1" "$key1"; then
   context=$build/node-$version
   rm -rf "$context"
@@ -45,6 +47,8 @@ if ! image_current "$stage1" "$key1"; then
     >"$context/files/etc/containerd/config.toml"
   sed "s|@FLANNEL_IMAGE@|$flannel|" "$node_files/files/kind/manifests/default-cni.yaml.in" \
     >"$context/files/kind/manifests/default-cni.yaml"
+  sed -e "s|@PROVISIONER_IMAGE@|$provisioner|" -e "s|@HELPER_IMAGE@|$BASE_IMAGE|g" \
+    "$node_files/files/kind/manifests/default-storage.yaml.in" >"$context/files/kind/manifests/default-storage.yaml"
   echo "$version" >"$context/files/kind/version"
   for bin in kubeadm kubelet kubectl; do
     cp -l "$k8s/bin/$bin" "$context/bin/" 2>/dev/null || cp "$k8s/bin/$bin" "$context/bin/"

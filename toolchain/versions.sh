@@ -12,6 +12,9 @@ PREVIOUS_KUBERNETES_VERSION=v1.36.5
 PREVIOUS_CRI_TOOLS_VERSION=v1.36.0
 FLANNEL_VERSION=v0.27.4
 KIND_VERSION=v0.33.0
+# The node image's default StorageClass provisioner, as kind's images carry it
+# (/kind/manifests/default-storage.yaml). Its helper pods run the Debian base image (sh, mkdir, rm).
+LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
 # What the Kubernetes apt packages ship besides Kubernetes (toolchain/kubernetes-apt-repo.sh):
 # crictl (package cri-tools, the release of the same minor) and the CNI plugins (package
 # kubernetes-cni).

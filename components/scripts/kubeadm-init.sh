@@ -20,6 +20,8 @@
 #                           its DaemonSet given CONTROL_PLANE_ENDPOINT, as kind does, so kindnet
 #                           reaches the API server without kube-proxy: CONTROL_PLANE_ENDPOINT, else
 #                           ADVERTISE_ADDRESS:6443)
+#   DEFAULT_STORAGE         none (default) | kind (the node image's /kind/manifests/default-storage.yaml,
+#                           applied as kind applies it: the cluster's default StorageClass)
 #   ALLOW_CGROUP_V1         true: on a cgroup v1 host, kubelet gets failCgroupV1: false and kubeadm
 #                           skips its SystemVerification check (the stack's allowCgroupV1)
 #   FLANNEL_VERSION         default v0.27.4
@@ -35,6 +37,7 @@ KUBEADM_CONFIG=/etc/kubernetes/kubeadm-config.yaml
 INIT_MARKER=/etc/kubernetes/.kubeadm-init-complete
 APISERVER_CERT=/etc/kubernetes/pki/apiserver.crt
 KIND_CNI_MANIFEST=/kind/manifests/default-cni.yaml
+KIND_STORAGE_MANIFEST=/kind/manifests/default-storage.yaml
 CNI_DIR=/etc/kubernetes/cni
 
 validate() {
@@ -51,6 +54,7 @@ validate() {
         die "KUBERNETES_VERSION must look like 1.31 or 1.31.4, not '${KUBERNETES_VERSION}'"
     check_node_name_and_profile
     case $CNI in flannel | kind) ;; *) die "CNI must be 'flannel' or 'kind', not '${CNI}'" ;; esac
+    case $DEFAULT_STORAGE in none | kind) ;; *) die "DEFAULT_STORAGE must be 'none' or 'kind', not '${DEFAULT_STORAGE}'" ;; esac
     local san
     IFS=, read -r -a SANS <<<"${CERT_SANS:-}"
     for san in "${SANS[@]}"; do
@@ -396,17 +400,27 @@ apply_cni() {
         die "applying the ${CNI} pod network manifest failed"
 }
 
+apply_default_storage() {
+    [[ $DEFAULT_STORAGE == kind ]] || return 0
+    [[ -r $KIND_STORAGE_MANIFEST ]] || die "DEFAULT_STORAGE=kind needs ${KIND_STORAGE_MANIFEST} (a kind node image)"
+    log_step "applying the node image's default storage (${KIND_STORAGE_MANIFEST})"
+    retry "kubectl apply default storage" kubectl_admin apply -f "$KIND_STORAGE_MANIFEST" >&2 ||
+        die "applying ${KIND_STORAGE_MANIFEST} failed"
+}
+
 main() {
     require_root
     CRI_SOCKET=${CRI_SOCKET:-$DEFAULT_CRI_SOCKET}
     NODE_PROFILE=${NODE_PROFILE:-host}
     CNI=${CNI:-flannel}
+    DEFAULT_STORAGE=${DEFAULT_STORAGE:-none}
     validate
     resolve_versions
     init_control_plane
     wait_for_api
     reconcile_certificate_names
     apply_cni
+    apply_default_storage
     log_step "done"
 }
 

@@ -131,6 +131,9 @@ class LocalHosts(pulumi.ComponentResource):
             # offline, and it is the CNI the image is released and tested with. EC2 hosts have
             # no such manifest and use flannel, fetched at init.
             cni="kind",
+            # The image's /kind/manifests/default-storage.yaml, as kind applies it: the
+            # StorageClass `standard` (local-path-provisioner in kind's and toolchain's images).
+            default_storage="kind",
         )
 
         self.register_outputs(

@@ -43,12 +43,21 @@ ENDPOINT = "172.29.0.10:6443"
 JOIN_LINE = f"kubeadm join {ENDPOINT} --token {TOKEN} --discovery-token-ca-cert-hash {CA_HASH}"
 
 
+NODE_IMAGE_STORAGE = (HERE.parents[1] / "toolchain" / "node-image" / "files" / "kind" /
+                      "manifests" / "default-storage.yaml.in")
+
+
 def prepare(machine: Machine) -> None:
     for name in ("kubeadm", "kubectl", "kubelet"):
         machine.put(STANDINS / name, f"/usr/local/bin/{name}")
     machine.sh("mkdir -p /opt/fixtures /kind/manifests")
     machine.put(HERE / "fixtures" / "kube-flannel.yml", "/opt/fixtures/kube-flannel.yml")
     machine.put(HERE / "fixtures" / "default-cni.yaml", "/kind/manifests/default-cni.yaml")
+    # The node image's own default storage, filled in as toolchain/node-image.sh does.
+    machine.put_text(NODE_IMAGE_STORAGE.read_text()
+                     .replace("@PROVISIONER_IMAGE@", "kubeadm-cluster/local-path-provisioner:v0")
+                     .replace("@HELPER_IMAGE@", "kubeadm-cluster/debian:bookworm"),
+                     "/kind/manifests/default-storage.yaml")
 
 
 def reset(machine: Machine, nodes: str = "") -> None:
@@ -290,6 +299,35 @@ def test_init_kind_cni_reaches_the_given_control_plane_endpoint_and_is_idempoten
     assert [entry["name"] for entry in kindnet_env(written)].count("CONTROL_PLANE_ENDPOINT") == 1
 
 
+def test_init_applies_the_node_images_default_storage_after_the_pod_network(
+    control_plane: Machine,
+) -> None:
+    reset(control_plane, "kind-control-plane False node-role.kubernetes.io/control-plane\n")
+    env = {**host_env(control_plane), "NODE_NAME": "kind-control-plane", "NODE_PROFILE": "kind",
+           "CNI": "kind", "DEFAULT_STORAGE": "kind"}
+    run = control_plane.run_script("kubeadm-init.sh", env)
+    assert run.returncode == 0, run.describe()
+    assert control_plane.standin_calls()[-2:] == [
+        ["kubectl", *ADMIN, "apply", "-f", "/etc/kubernetes/cni/kindnet.yml"],
+        ["kubectl", *ADMIN, "apply", "-f", "/kind/manifests/default-storage.yaml"],
+    ]
+    docs = [doc for doc in yaml.safe_load_all(
+        control_plane.sh("cat /etc/standins/applied/default-storage.yaml")) if doc]
+    (storage_class,) = [doc for doc in docs if doc["kind"] == "StorageClass"]
+    assert storage_class["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "true"}
+    assert storage_class["provisioner"] == "rancher.io/local-path"
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    # Without it, DEFAULT_STORAGE=kind on a host that is no kind node fails with one line.
+    control_plane.sh("mv /kind/manifests/default-storage.yaml /kind/manifests/away.yaml")
+    try:
+        missing = control_plane.run_script("kubeadm-init.sh", env)
+    finally:
+        control_plane.sh("mv /kind/manifests/away.yaml /kind/manifests/default-storage.yaml")
+    assert missing.returncode != 0
+    assert "DEFAULT_STORAGE=kind needs /kind/manifests/default-storage.yaml" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -298,6 +336,7 @@ def test_init_kind_cni_reaches_the_given_control_plane_endpoint_and_is_idempoten
         ({"KUBERNETES_VERSION": "latest"}, "KUBERNETES_VERSION must look like 1.31"),
         ({"KUBERNETES_VERSION": "1.29"}, "does not match the installed kubeadm v1.31.4"),
         ({"CNI": "calico"}, "CNI must be 'flannel' or 'kind'"),
+        ({"DEFAULT_STORAGE": "ebs"}, "DEFAULT_STORAGE must be 'none' or 'kind'"),
     ],
 )
 def test_init_refuses_bad_input_before_doing_anything(

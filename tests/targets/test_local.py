@@ -304,6 +304,7 @@ def test_init_env_is_kinds(local: tuple[ProgramRun, Wired], workers: int) -> Non
     assert env["CERT_SANS"] == "127.0.0.1,localhost"
     assert env["NODE_PROFILE"] == "kind"
     assert env["CNI"] == "kind"
+    assert env["DEFAULT_STORAGE"] == "kind"
     assert "UNTAINT_CONTROL_PLANE" not in env  # the worker count never reaches init
     # A lone control-plane node must take workloads; with workers it keeps its taint.
     scheduling = run.named("kubeadm-dev-control-plane-scheduling").inputs["create"]
