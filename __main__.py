@@ -6,6 +6,7 @@ import pulumi
 
 from components.config import load_stack_config
 from components.kubeadm import KubeadmCluster, KubeadmClusterArgs
+from components.storage import EbsCsiDriver, EbsCsiDriverArgs
 from components.targets import docker_host as docker_host_facts
 from components.targets.aws import AwsHosts, AwsHostsArgs
 from components.targets.local import LocalHosts, LocalHostsArgs
@@ -44,6 +45,9 @@ workloads = Workloads(
         app_host=hosts.app_host,
         cluster_name=config.cluster_name,
         kubernetes_version=config.cluster.kubernetes_version,
+        # EC2 has no StorageClass of its own; the local node image applies its own at init.
+        storage=EbsCsiDriver(EbsCsiDriverArgs(config.cluster_name, config.aws.region))
+        if config.aws is not None else None,
     ),
 )
 

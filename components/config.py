@@ -1457,8 +1457,8 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
 MACHINES_ONLY_KEYS = ("controlPlaneHosts", "workerHosts", "apiEndpoint")
 # The default StorageClass each target's cluster gets (None: no default, so a claim must name
 # a class the user made): local, the node image's local-path provisioner
-# (/kind/manifests/default-storage.yaml).
-DEFAULT_STORAGE_CLASS: dict[Target, str | None] = {"local": "standard", "aws": None,
+# (/kind/manifests/default-storage.yaml); aws, the EBS CSI driver's gp3 (components/storage.py).
+DEFAULT_STORAGE_CLASS: dict[Target, str | None] = {"local": "standard", "aws": "gp3",
                                                    "machines": None}
 
 

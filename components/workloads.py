@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_kubernetes as kubernetes
@@ -385,6 +385,13 @@ def render_manifests(
     return rendered
 
 
+def retained_namespaces(apps: Sequence[AppConfig]) -> set[str]:
+    """Namespaces holding an app whose claims outlive it (whenDeleted Retain): the program
+    never deletes them, or the claims would go with them."""
+    return {app.namespace for app in apps
+            if app.stateful and app.claims_when_deleted == "Retain"}
+
+
 def cluster_url(app: AppConfig) -> str:
     """The in-cluster URL of an app's Service."""
     return f"http://{app.name}.{app.namespace}.svc.cluster.local:{app.port}"
@@ -407,6 +414,12 @@ def app_key(app: AppConfig) -> str:
 # The component
 
 
+class StorageDriver(Protocol):
+    """A cluster's default StorageClass that the program installs (components/storage.py)."""
+
+    def declare(self, name: str, opts: pulumi.ResourceOptions) -> pulumi.Resource: ...
+
+
 @dataclass(frozen=True)
 class WorkloadsArgs:
     apps: Sequence[AppConfig]
@@ -417,6 +430,8 @@ class WorkloadsArgs:
     app_host: pulumi.Input[str]  # where users reach node ports (127.0.0.1, the master's EIP)
     cluster_name: str  # the part-of label
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
+    # Declared through the provider before the apps; stateful apps wait for it.
+    storage: StorageDriver | None = None
 
 
 @dataclass(frozen=True)
@@ -477,6 +492,9 @@ class Workloads(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["clusterIdentifier"]),
         )
         self._ready = args.ready
+        self._retained = retained_namespaces(args.apps)
+        self.storage = (args.storage.declare(name, self._opts())
+                        if args.storage is not None else None)
 
         # Exactly what render_manifests returns (and the tests check), namespaces first.
         self.namespaces = {}
@@ -524,18 +542,26 @@ class Workloads(pulumi.ComponentResource):
     def _declare(self, manifest: Manifest) -> kubernetes.core.v1.Namespace | AppObject:
         metadata = manifest["metadata"]
         if manifest["kind"] == "Namespace":
+            opts = self._opts()
+            if metadata["name"] in self._retained:
+                # Deleting it would delete the claims its stateful apps retain, and their data.
+                opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                    retain_on_delete=True))
             namespace = kubernetes.core.v1.Namespace(
-                f"{metadata['name']}-namespace", metadata=metadata, opts=self._opts()
+                f"{metadata['name']}-namespace", metadata=metadata, opts=opts
             )
             self.namespaces[metadata["name"]] = namespace
             return namespace
         resource_class, suffix = APP_OBJECT_KINDS[manifest["kind"]]
-        managed = self.namespaces.get(metadata["namespace"])
+        after: list[pulumi.Resource] = [self.namespaces[metadata["namespace"]]] \
+            if metadata["namespace"] in self.namespaces else []
+        if manifest["kind"] == "StatefulSet" and self.storage is not None:
+            after.append(self.storage)
         return resource_class(
             f"{metadata['namespace']}/{metadata['name']}-{suffix}",
             metadata=metadata,
             spec=manifest["spec"],
-            opts=self._opts(*([managed] if managed is not None else [])),
+            opts=self._opts(*after),
         )
 
     @staticmethod

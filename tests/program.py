@@ -100,6 +100,7 @@ class Registration:
     provider: str
     secret_inputs: set[str] = field(default_factory=set)
     replace_with: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
 
 
 class ProgramMocks(pulumi.runtime.Mocks):
@@ -118,6 +119,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["publicIp"] = FAKE_EIP
             outputs["publicDns"] = "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com"
             outputs["allocationId"] = f"eipalloc-{name}"
+        elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            outputs.setdefault("name", f"{name}-1a2b3c4")  # the provider's autonaming
         elif typ == "aws:ec2/keyPair:KeyPair":
             outputs.setdefault("keyName", name)
         elif typ == "tls:index/privateKey:PrivateKey" and name.endswith(HOST_KEY_SUFFIX):
@@ -222,6 +225,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 provider=request.provider,
                 secret_inputs=secret_paths(raw),
                 replace_with=list(request.replace_with),
+                retain_on_delete=request.retainOnDelete,
             )
         )
         return response

@@ -430,14 +430,15 @@ def test_every_bad_claim_volume_key_is_reported_at_once() -> None:
 
 def test_a_claim_needs_a_class_where_the_cluster_has_no_default() -> None:
     claim = {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}
-    for stack in ("aws", "machines"):
-        with pytest.raises(ConfigError) as raised:
-            parse(stack, apps=app(volumes=[claim]))
-        assert "'apps[0].volumes[0].volumeClaimTemplate.storageClassName'" in str(raised.value)
-        assert "has no default StorageClass" in str(raised.value)
-        named = {**claim, "volumeClaimTemplate": {"storage": "1Gi", "storageClassName": "gp3"}}
-        assert parse(stack, apps=app(volumes=[named])).apps[0].stateful
-    assert parse("dev", apps=app(volumes=[claim])).apps[0].stateful
+    with pytest.raises(ConfigError) as raised:
+        parse("machines", apps=app(volumes=[claim]))
+    assert "'apps[0].volumes[0].volumeClaimTemplate.storageClassName'" in str(raised.value)
+    assert "has no default StorageClass" in str(raised.value)
+    named = {**claim, "volumeClaimTemplate": {"storage": "1Gi", "storageClassName": "nfs"}}
+    assert parse("machines", apps=app(volumes=[named])).apps[0].stateful
+    # dev: the node image's local-path class; aws: the EBS CSI driver's gp3.
+    for stack in ("dev", "aws"):
+        assert parse(stack, apps=app(volumes=[claim])).apps[0].stateful
 
 
 def test_no_app_may_take_the_name_of_a_stateful_apps_headless_service() -> None:

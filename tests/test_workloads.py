@@ -333,10 +333,37 @@ def test_program_wires_workloads_after_the_readiness_gate(
     (provider,) = run.of_type(PROVIDER_TYPE)
     assert "kubeconfig" in provider.secret_inputs
     objects = [r for r in run.resources if r.type.startswith(K8S_PREFIX)]
-    assert len(objects) == 4
+    # Namespace, Deployment, Service, PDB; on aws also the EBS CSI driver's Helm release.
+    assert len(objects) == {"dev": 4, "aws": 5}[stack]
     for obj in objects:
         assert run.depends_on(obj, ready), obj.name
         assert obj.provider.startswith(provider.urn + "::"), obj.name
+
+
+def test_on_aws_the_ebs_csi_driver_comes_before_stateful_apps_and_keeps_their_namespace(
+    run_program: Callable[..., ProgramRun],
+) -> None:
+    claim = {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}
+    run = run_program("aws", apps=[
+        {"name": "db", "image": NGINX, "port": 8080, "namespace": "data", "volumes": [claim]},
+        {"name": "web", "image": NGINX, "port": 8080, "nodePort": 30080},
+    ])
+    (driver,) = run.of_type("kubernetes:helm.sh/v3:Release")
+    assert driver.inputs["chart"] == "aws-ebs-csi-driver"
+    assert driver.inputs["namespace"] == "kube-system"
+    assert driver.inputs["values"]["controller"]["k8sTagClusterId"] == "kubeadm-aws"
+    (stateful,) = run.of_type("kubernetes:apps/v1:StatefulSet")
+    (deployment,) = run.of_type("kubernetes:apps/v1:Deployment")
+    assert run.depends_on(stateful, driver)
+    assert not run.depends_on(deployment, driver)
+    namespaces = {r.name: r for r in run.of_type("kubernetes:core/v1:Namespace")}
+    # Deleting `data` would delete the claims db retains; `apps` holds no claim.
+    assert namespaces["data-namespace"].retain_on_delete
+    assert not namespaces["apps-namespace"].retain_on_delete
+
+
+def test_dev_installs_no_storage_driver(run_program: Callable[..., ProgramRun]) -> None:
+    assert run_program("dev").of_type("kubernetes:helm.sh/v3:Release") == []
 
 
 def test_a_new_control_plane_recreates_the_apps_but_keeps_the_provider(

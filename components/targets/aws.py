@@ -3,6 +3,7 @@
     VPC -> public subnet (IGW route) [-> private subnet (NAT route) when privateWorkers]
     security group: SSH, API and NodePorts from adminCidrs only; all traffic node to node
     key pair (given or generated) -> master (Elastic IP) + workers -> ClusterNode per instance
+    node IAM role -> instance profile on every node (the EBS CSI driver, this cluster's volumes)
     an SSH host key per node, made before boot: cloud-init installs it, every connection pins it
 
 Every per-node input comes from that node's own index and the config, never from the worker
@@ -30,6 +31,7 @@ from components.config import (
     node_ip,
 )
 from components.kubeadm import API_SERVER_PORT, ClusterHosts, ClusterNode, NodeInstall
+from components.targets.aws_node_role import NodeRole, build_node_role
 from components.targets.ssh import SshLogin, known_hosts_line
 from components.transport import PulumiHostTransport, SshTransport, Step
 
@@ -338,6 +340,7 @@ def build_instance(
     spec: InstanceSpec,
     firewall: Firewall,
     key: NodeKey,
+    node_role: NodeRole,
     parent: pulumi.Resource,
 ) -> aws.ec2.Instance:
     return aws.ec2.Instance(
@@ -349,6 +352,7 @@ def build_instance(
         associate_public_ip_address=spec.public_ip,
         vpc_security_group_ids=[firewall.group.id],
         key_name=key.key_name,
+        iam_instance_profile=node_role.profile.name,
         user_data=spec.host_key.user_data,
         # cloud-init installs the host key on an instance's first boot only: a new key needs a
         # new instance, or every SSH step would (rightly) refuse the old one.
@@ -414,6 +418,8 @@ class AwsHosts(pulumi.ComponentResource):
         network = build_network(cluster, cfg, self)
         firewall = build_firewall(cluster, cfg, network.vpc, self)
         key = build_key(cluster, cfg, self)
+        node_role = build_node_role(cluster, cfg.region, CLUSTER_TAG,
+                                    tags(cluster, f"{cluster}-node-role"), self)
         amis: dict[Architecture, pulumi.Input[str]] = {}
 
         def ami(arch: Architecture) -> pulumi.Input[str]:
@@ -429,7 +435,7 @@ class AwsHosts(pulumi.ComponentResource):
             name=config.master_name, role="master", instance_type=cfg.master_instance_type,
             ami=ami(cfg.master_architecture), subnet=network.public_subnet,
             private_ip=master_ip, after=network.public_routes, host_key=master_host_key,
-        ), firewall, key, self)
+        ), firewall, key, node_role, self)
         # An Elastic IP keeps the API endpoint (and the kubeconfig) valid across stop/start.
         eip = aws.ec2.Eip(
             f"{config.master_name}-eip", domain="vpc",
@@ -473,7 +479,7 @@ class AwsHosts(pulumi.ComponentResource):
                 ami=ami(cfg.worker_architecture), subnet=network.worker_subnet,
                 private_ip=worker_ip, after=network.worker_routes, host_key=host_key,
                 public_ip=False if cfg.private_workers else None,
-            ), firewall, key, self)
+            ), firewall, key, node_role, self)
             if cfg.private_workers:
                 # Reached through the master: the same key opens both hops.
                 transport = self._transport(

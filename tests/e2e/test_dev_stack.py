@@ -3,7 +3,8 @@
 One cluster, in order, as a user would drive it (each test builds on the one before):
 up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up
 front -> scale the app -> add a worker -> roll out and roll back while a request loop counts
-failures -> scratch volumes -> rebuild the control plane (the worker resets and rejoins) ->
+failures -> scratch volumes -> a stateful app's data across pods, scaling, a node restart and
+its removal -> rebuild the control plane (the worker resets and rejoins) ->
 remove the worker -> destroy. Every check reads the cluster through the exported kubeconfig
 and app URL, never through the program's internals.
 """
@@ -211,6 +212,113 @@ def test_scratch_volumes_are_the_writable_places_of_a_read_only_app(
     root = workspace.run(["kubectl", "--kubeconfig", str(workspace.kubeconfig), "exec", "-n",
                           APP_NAMESPACE, name, "--", "sh", "-c", "touch /probe"], check=False)
     assert "Read-only file system" in root.stderr + root.stdout
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
+STATEFUL = "notes"
+
+
+def notes_pod(workspace: Workspace, ordinal: int = 0) -> dict[str, Any] | None:
+    """The stateful app's pod <ordinal> when it is ready, else None."""
+    found = [p for p in pods(workspace, APP_NAMESPACE, f"app.kubernetes.io/name={STATEFUL}")
+             if p["metadata"]["name"] == f"{STATEFUL}-{ordinal}" and ready(p)]
+    return found[0] if found else None
+
+
+def container_id(pod: dict[str, Any]) -> str:
+    statuses = pod["status"].get("containerStatuses") or [{}]
+    return str(statuses[0].get("containerID", ""))
+
+
+def read_notes(workspace: Workspace, ordinal: int = 0) -> str:
+    return workspace.kubectl("exec", "-n", APP_NAMESPACE, f"{STATEFUL}-{ordinal}", "--",
+                             "cat", "/data/note")
+
+
+def set_paths(workspace: Workspace, path: str, value: Any) -> None:
+    """`pulumi config set --path` for every leaf of `value`, as a user would type them."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            set_paths(workspace, f"{path}.{key}", inner)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            set_paths(workspace, f"{path}[{index}]", inner)
+    else:
+        workspace.config_set(path, str(value))
+
+
+def claims(workspace: Workspace) -> dict[str, str]:
+    """Claim name -> phase, of the stateful app's claims."""
+    items = json.loads(workspace.kubectl("get", "pvc", "-n", APP_NAMESPACE, "-o", "json"))
+    return {c["metadata"]["name"]: c["status"].get("phase", "")
+            for c in items["items"] if c["metadata"]["name"].startswith(f"data-{STATEFUL}-")}
+
+
+def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_app(
+    workspace: Workspace,
+) -> None:
+    """apps[].volumes volumeClaimTemplate (issue 15): a StatefulSet whose claim is served by
+    the node image's default StorageClass (local-path); the bytes one pod wrote are read back
+    by its replacement, after 1 -> 2 -> 1 replicas, after the node container restarts and
+    `pulumi up` runs, and after the app is removed from config and added again."""
+    app = {"name": STATEFUL, "image": APP_IMAGE, "port": 8080, "serviceType": "ClusterIP",
+           "volumes": [{"name": "data", "mountPath": "/data",
+                        "volumeClaimTemplate": {"storage": "64Mi"}}]}
+    set_paths(workspace, "apps[1]", app)
+    assert workspace.preview_changes() == [
+        ("create", "kubernetes:apps/v1:StatefulSet"),
+        ("create", "kubernetes:core/v1:Service"),
+        ("create", "kubernetes:core/v1:Service"),
+    ]
+    workspace.up()
+    first = wait_for("notes-0 ready", lambda: notes_pod(workspace))
+    claim = json.loads(workspace.kubectl("get", "pvc", "-n", APP_NAMESPACE,
+                                         f"data-{STATEFUL}-0", "-o", "json"))
+    assert claim["spec"]["storageClassName"] == "standard"  # the cluster's default class
+    assert claim["status"]["phase"] == "Bound"
+    written = workspace.kubectl(
+        "exec", "-n", APP_NAMESPACE, f"{STATEFUL}-0", "--", "sh", "-c",
+        "head -c 48 /dev/urandom | base64 > /data/note && cat /data/note")
+    assert len(written.strip()) == 64
+
+    workspace.kubectl("delete", "pod", "-n", APP_NAMESPACE, f"{STATEFUL}-0")
+    wait_for("a new notes-0 ready", lambda: (
+        pod if (pod := notes_pod(workspace)) and pod["metadata"]["uid"] != first["metadata"][
+            "uid"] else None))
+    assert read_notes(workspace) == written, "the new pod did not find the old pod's bytes"
+
+    workspace.config_set("apps[1].replicas", "2")
+    assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:StatefulSet")]
+    workspace.up()
+    wait_for("notes-1 ready", lambda: notes_pod(workspace, 1))
+    workspace.config_set("apps[1].replicas", "1")
+    workspace.up()
+    wait_for("notes-1 gone", lambda: not any(
+        p["metadata"]["name"] == f"{STATEFUL}-1"
+        for p in pods(workspace, APP_NAMESPACE, f"app.kubernetes.io/name={STATEFUL}")))
+    assert claims(workspace) == {f"data-{STATEFUL}-0": "Bound", f"data-{STATEFUL}-1": "Bound"}
+    assert read_notes(workspace) == written
+
+    before = notes_pod(workspace)
+    assert before is not None
+    node, container = before["spec"]["nodeName"], container_id(before)
+    restarted = time.monotonic()
+    workspace.docker("restart", node)
+    # The pod keeps its name and uid on a restarted node; its container is a new one.
+    wait_for("notes-0 ready in a new container after its node restarted", lambda: (
+        pod if (pod := notes_pod(workspace)) and container_id(pod) not in ("", container)
+        else None), timeout=300)
+    workspace.up()
+    print(f"\n{node} restarted, notes-0 ready again: {time.monotonic() - restarted:.1f}s")
+    assert read_notes(workspace) == written
+
+    workspace.pulumi("config", "rm", "--path", "apps[1]")
+    workspace.up()
+    assert claims(workspace) == {f"data-{STATEFUL}-0": "Bound", f"data-{STATEFUL}-1": "Bound"}
+    set_paths(workspace, "apps[1]", app)
+    workspace.up()
+    wait_for("notes-0 ready once the app is back", lambda: notes_pod(workspace))
+    assert read_notes(workspace) == written, "the app added again did not find its claim's bytes"
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pulumi
@@ -16,6 +17,7 @@ from components.targets.aws import (
     AwsHostsArgs,
     host_key_cloud_config,
 )
+from components.targets.aws_node_role import ebs_csi_policy
 from tests.conftest import (
     FAKE_EIP,
     FAKE_PRIVATE_KEY,
@@ -225,6 +227,25 @@ def test_instances_require_imdsv2_encrypt_gp3_and_are_tagged(
         )
         assert "userData" in res.secret_inputs  # it holds the host's private key
         assert values["userDataReplaceOnChange"] is True
+
+
+def test_every_node_launches_with_the_clusters_node_role(
+    run_components: ComponentRunner,
+) -> None:
+    """The EBS CSI driver's credentials (components/targets/aws_node_role.py); the profile is
+    the same for every node, so scaling out changes no existing instance."""
+    run, _ = run_aws(run_components, workers=2)  # Pulumi.aws.yaml: aws:region eu-west-1
+    (role,) = run.of_type("aws:iam/role:Role")
+    (policy,) = run.of_type("aws:iam/rolePolicy:RolePolicy")
+    (profile,) = run.of_type("aws:iam/instanceProfile:InstanceProfile")
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"}
+    assert policy.inputs["role"] == f"{role.name}-id"
+    assert json.loads(policy.inputs["policy"]) == ebs_csi_policy(CLUSTER, "eu-west-1",
+                                                                 "kubeadm-cluster")
+    assert profile.inputs["role"] == role.outputs["name"]
+    for name, res in instances(run).items():
+        assert res.inputs["iamInstanceProfile"] == profile.outputs["name"], name
 
 
 def test_master_has_an_elastic_ip_used_for_api_ssh_and_apps(
