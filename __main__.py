@@ -48,6 +48,10 @@ workloads = Workloads(
         # EC2 has no StorageClass of its own; the local node image applies its own at init.
         storage=EbsCsiDriver(EbsCsiDriverArgs(config.cluster_name, config.aws.region))
         if config.aws is not None else None,
+        # What the last update ran each app as: this stack's own outputs.
+        previous_apps=pulumi.StackReference(
+            f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
+        ).get_output("apps"),
     ),
 )
 
@@ -57,7 +61,8 @@ pulumi.export("kubeconfig", cluster.kubeconfig)
 pulumi.export("nodeNames", cluster.node_names)
 pulumi.export("nodePrivateIps", cluster.node_private_ips)
 pulumi.export("apps", {
-    key: {"namespace": app.namespace, "service": app.service_name, "url": app.url}
+    key: {"namespace": app.namespace, "service": app.service_name, "url": app.url,
+          "workload": f"{app.workload_kind}/{app.workload_name}"}
     for key, app in workloads.apps.items()
 })
 if config.target == "aws":

@@ -106,6 +106,7 @@ APP_KEYS = frozenset(
         "volumes",
         "fsGroup",
         "persistentVolumeClaimRetentionPolicy",
+        "abandonVolumeClaims",
     }
 )
 
@@ -254,6 +255,9 @@ class AppConfig:
     # keeps them): persistentVolumeClaimRetentionPolicy.whenDeleted.
     fs_group: int = 65532
     claims_when_deleted: ClaimRetention = "Retain"
+    # True: the app may go from a StatefulSet (last run) to a Deployment, leaving its claims
+    # unused (workloads.check_workload_switches refuses that otherwise).
+    abandon_volume_claims: bool = False
 
     @property
     def stateful(self) -> bool:
@@ -869,6 +873,8 @@ def parse_app(
         entry, "persistentVolumeClaimRetentionPolicy",
         lambda v: parse_claim_retention(key("persistentVolumeClaimRetentionPolicy"), v),
         cast(ClaimRetention, "Retain")))
+    abandon = errors.check(lambda: optional(
+        entry, "abandonVolumeClaims", lambda v: parse_bool(key("abandonVolumeClaims"), v), False))
     if not stateful:
         for only_stateful in ("fsGroup", "persistentVolumeClaimRetentionPolicy"):
             if entry.get(only_stateful) not in (None, ""):
@@ -895,6 +901,7 @@ def parse_app(
         volumes=volumes or (),
         fs_group=cast(int, fs_group),
         claims_when_deleted=cast(ClaimRetention, claims_when_deleted),
+        abandon_volume_claims=bool(abandon),
     )
 
 

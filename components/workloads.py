@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import pulumi
@@ -385,6 +386,32 @@ def render_manifests(
     return rendered
 
 
+class WorkloadSwitchRefused(pulumi.RunError):
+    """An app that ran as a StatefulSet would become a Deployment and leave its claims."""
+
+
+def check_workload_switches(apps: Sequence[AppConfig], previous: Any) -> None:
+    """Refuse (WorkloadSwitchRefused, every such app in one message) an app that the stack's
+    last update ran as a StatefulSet (`previous`: that update's `apps` output, keyed
+    namespace/name, each with `workload`) and that config now makes a Deployment, unless it
+    sets abandonVolumeClaims. Removing an app, or adding claims to one, is never refused."""
+    if not isinstance(previous, dict):
+        return
+    refused = []
+    for index, app in enumerate(apps):
+        last = previous.get(app_key(app))
+        if app.stateful or app.abandon_volume_claims or not isinstance(last, dict) \
+                or not str(last.get("workload", "")).startswith("StatefulSet/"):
+            continue
+        refused.append(
+            f"apps[{index}] ({app_key(app)}) ran as a StatefulSet with volume claims; without a "
+            "volumeClaimTemplate it would become a Deployment that no longer mounts them (they "
+            f"stay: kubectl -n {app.namespace} get pvc -l {LABEL_NAME}={app.name}). Keep its "
+            f"volumeClaimTemplate, or set apps[{index}].abandonVolumeClaims to true to go ahead")
+    if refused:
+        raise WorkloadSwitchRefused("\n".join(refused))
+
+
 def retained_namespaces(apps: Sequence[AppConfig]) -> set[str]:
     """Namespaces holding an app whose claims outlive it (whenDeleted Retain): the program
     never deletes them, or the claims would go with them."""
@@ -432,6 +459,8 @@ class WorkloadsArgs:
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
     # Declared through the provider before the apps; stateful apps wait for it.
     storage: StorageDriver | None = None
+    # The stack's `apps` output from its last update (None: none yet): what each app ran as.
+    previous_apps: pulumi.Input[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -492,6 +521,9 @@ class Workloads(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["clusterIdentifier"]),
         )
         self._ready = args.ready
+        # Every Deployment's spec waits for this check, so a refused switch declares none.
+        self._switches_checked: pulumi.Output[None] = pulumi.Output.from_input(
+            args.previous_apps).apply(partial(check_workload_switches, tuple(args.apps)))
         self._retained = retained_namespaces(args.apps)
         self.storage = (args.storage.declare(name, self._opts())
                         if args.storage is not None else None)
@@ -557,10 +589,13 @@ class Workloads(pulumi.ComponentResource):
             if metadata["namespace"] in self.namespaces else []
         if manifest["kind"] == "StatefulSet" and self.storage is not None:
             after.append(self.storage)
+        spec: pulumi.Input[Any] = manifest["spec"]
+        if manifest["kind"] == "Deployment":
+            spec = self._switches_checked.apply(lambda _: manifest["spec"])
         return resource_class(
             f"{metadata['namespace']}/{metadata['name']}-{suffix}",
             metadata=metadata,
-            spec=manifest["spec"],
+            spec=spec,
             opts=self._opts(*after),
         )
 

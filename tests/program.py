@@ -106,6 +106,9 @@ class Registration:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Plausible provider outputs for each resource type the program declares."""
 
+    # What a StackReference to the stack itself reads: its last update's outputs.
+    previous_outputs: dict[str, Any] = {}  # noqa: RUF012 - tests replace it, never mutate it
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
         typ, name = args.typ, args.name
@@ -119,6 +122,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["publicIp"] = FAKE_EIP
             outputs["publicDns"] = "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com"
             outputs["allocationId"] = f"eipalloc-{name}"
+        elif typ == "pulumi:pulumi:StackReference":
+            outputs["outputs"] = self.previous_outputs
+            outputs["secretOutputNames"] = []
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             outputs.setdefault("name", f"{name}-1a2b3c4")  # the provider's autonaming
         elif typ == "aws:ec2/keyPair:KeyPair":
@@ -357,6 +363,11 @@ def run_program_with(
         if not expect_error:
             raise
         error = exc
+        # A program that failed in an apply leaves its RPCs behind; the next run must not
+        # inherit them (or their exception).
+        pulumi.runtime.settings._get_rpc_manager().clear()
+        with pulumi.runtime.settings.SETTINGS.lock:
+            pulumi.runtime.settings.SETTINGS.outputs.clear()
     finally:
         os.chdir(cwd)
     root = pulumi.runtime.settings.get_root_resource()

@@ -13,7 +13,8 @@ def test_dev_exports(run_program: ProgramRunner) -> None:
     assert run.output("nodePrivateIps") == {
         "kubeadm-dev-master": "172.30.0.10", "kubeadm-dev-worker-0": "172.30.0.11"}
     assert run.output("apps") == {"apps/nginx": {
-        "namespace": "apps", "service": "nginx", "url": "http://127.0.0.1:30080"}}
+        "namespace": "apps", "service": "nginx", "url": "http://127.0.0.1:30080",
+        "workload": "Deployment/nginx"}}
     assert run.is_secret(run.outputs["kubeconfig"])
     assert "server: https://127.0.0.1:6443" in run.output("kubeconfig")
     assert not {"masterPublicIp", "sshCommands", "sshKnownHosts", "sshPrivateKey"} & set(

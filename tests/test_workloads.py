@@ -16,7 +16,13 @@ import pulumi_command
 import pytest
 
 from components.config import load_stack_config
-from components.workloads import Workloads, WorkloadsArgs, render_manifests
+from components.workloads import (
+    Workloads,
+    WorkloadsArgs,
+    WorkloadSwitchRefused,
+    check_workload_switches,
+    render_manifests,
+)
 from tests.conftest import (
     FAKE_ADMIN_CONF,
     FAKE_EIP,
@@ -386,3 +392,52 @@ def test_fixed_name_objects_are_replaced_delete_first(
     run = run_program("dev")
     objects = [r for r in run.resources if r.type.startswith(K8S_PREFIX)]
     assert objects and all(r.delete_before_replace for r in objects)
+
+
+# ---------------------------------------------------------------------------------------------
+# A StatefulSet never silently becomes a Deployment
+
+
+LAST_RUN = {"apps/db": {"namespace": "apps", "service": "db", "url": "http://x",
+                        "workload": "StatefulSet/db"},
+            "apps/web": {"namespace": "apps", "service": "web", "url": "http://x",
+                         "workload": "Deployment/web"}}
+WEB = {"name": "web", "image": NGINX, "port": 8080, "nodePort": 30081}
+
+
+def test_a_stateful_app_that_loses_its_claims_is_refused() -> None:
+    db = {**STATEFUL_APP, "volumes": []}
+    apps = load_stack("dev", apps=[WEB, db]).apps
+    with pytest.raises(WorkloadSwitchRefused) as refused:
+        check_workload_switches(apps, LAST_RUN)
+    message = str(refused.value)
+    assert message.startswith("apps[1] (apps/db) ran as a StatefulSet with volume claims")
+    assert "set apps[1].abandonVolumeClaims to true" in message
+    assert "kubectl -n apps get pvc -l app.kubernetes.io/name=db" in message
+    # Opting in, keeping the claims, removing the app, or a first run: all fine.
+    opted = load_stack("dev", apps=[WEB, {**db, "abandonVolumeClaims": True}]).apps
+    for fine, last in [(opted, LAST_RUN), (load_stack("dev", apps=[WEB, STATEFUL_APP]).apps,
+                                           LAST_RUN),
+                       (load_stack("dev", apps=[WEB]).apps, LAST_RUN), (apps, None)]:
+        check_workload_switches(fine, last)
+
+
+def test_the_program_reads_the_last_run_and_declares_no_deployment_when_refused(
+    run_program: Callable[..., ProgramRun], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ProgramMocks, "previous_outputs", {"apps": LAST_RUN})
+    db = {**STATEFUL_APP, "volumes": []}
+    run = run_program("dev", apps=[WEB, db], expect_error=True)
+    assert "apps[1] (apps/db) ran as a StatefulSet" in str(run.error)
+    assert run.of_type("kubernetes:apps/v1:Deployment") == []
+
+
+def test_an_app_that_abandons_its_claims_becomes_a_deployment(
+    run_program: Callable[..., ProgramRun], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ProgramMocks, "previous_outputs", {"apps": LAST_RUN})
+    db = {**STATEFUL_APP, "volumes": [], "abandonVolumeClaims": True}
+    ok = run_program("dev", apps=[WEB, db])
+    assert {r.name for r in ok.of_type("kubernetes:apps/v1:Deployment")} == {
+        "apps/web-deployment", "apps/db-deployment"}
+    assert ok.output("apps")["apps/db"]["workload"] == "Deployment/db"

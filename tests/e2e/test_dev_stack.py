@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from components.targets.docker_host import INOTIFY_INSTANCES, inotify_need
-from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, Workspace, wait_for
+from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, E2EError, Workspace, wait_for
 from tests.e2e.traffic import RequestLoop
 
 pytestmark = pytest.mark.e2e
@@ -260,7 +260,8 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     """apps[].volumes volumeClaimTemplate (issue 15): a StatefulSet whose claim is served by
     the node image's default StorageClass (local-path); the bytes one pod wrote are read back
     by its replacement, after 1 -> 2 -> 1 replicas, after the node container restarts and
-    `pulumi up` runs, and after the app is removed from config and added again."""
+    `pulumi up` runs, and after the app is removed from config and added again. Dropping its
+    claim (it would become a Deployment) is refused."""
     app = {"name": STATEFUL, "image": APP_IMAGE, "port": 8080, "serviceType": "ClusterIP",
            "volumes": [{"name": "data", "mountPath": "/data",
                         "volumeClaimTemplate": {"storage": "64Mi"}}]}
@@ -288,7 +289,8 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     assert read_notes(workspace) == written, "the new pod did not find the old pod's bytes"
 
     workspace.config_set("apps[1].replicas", "2")
-    assert workspace.preview_changes() == [("update", "kubernetes:apps/v1:StatefulSet")]
+    assert workspace.preview_changes() == [("create", "kubernetes:policy/v1:PodDisruptionBudget"),
+                                           ("update", "kubernetes:apps/v1:StatefulSet")]
     workspace.up()
     wait_for("notes-1 ready", lambda: notes_pod(workspace, 1))
     workspace.config_set("apps[1].replicas", "1")
@@ -311,6 +313,15 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     workspace.up()
     print(f"\n{node} restarted, notes-0 ready again: {time.monotonic() - restarted:.1f}s")
     assert read_notes(workspace) == written
+
+    # Without its claim the app would become a Deployment that leaves its data behind: refused
+    # before anything changes, until the user opts in.
+    workspace.pulumi("config", "rm", "--path", "apps[1].volumes")
+    with pytest.raises(E2EError) as refused:
+        workspace.pulumi("preview", "--skip-plugin-pre-install")
+    assert "apps[1] (apps/notes) ran as a StatefulSet with volume claims" in str(refused.value)
+    set_paths(workspace, "apps[1].volumes", app["volumes"])
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
     workspace.pulumi("config", "rm", "--path", "apps[1]")
     workspace.up()
