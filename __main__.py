@@ -48,10 +48,6 @@ workloads = Workloads(
         # EC2 has no StorageClass of its own; the local node image applies its own at init.
         storage=EbsCsiDriver(EbsCsiDriverArgs(config.cluster_name, config.aws.region))
         if config.aws is not None else None,
-        # What the last update ran each app as: this stack's own outputs.
-        previous_apps=pulumi.StackReference(
-            f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
-        ).get_output("apps"),
     ),
 )
 

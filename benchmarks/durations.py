@@ -37,7 +37,9 @@ UNKNOWN_STEP_SECONDS = 5.0  # anything not in the table below; reported as "unmo
 
 # Resource types that do no work of their own at deploy time (no engine slot, no duration).
 # Providers only hold configuration.
-NO_WORK_TYPE_PREFIXES = ("kubeadm-cluster:", "pulumi:pulumi:Stack", "pulumi:providers:")
+# A Stash is written into the state by the engine itself: no provider call, no wait.
+NO_WORK_TYPE_PREFIXES = ("kubeadm-cluster:", "pulumi:pulumi:Stack", "pulumi:providers:",
+                         "pulumi:index:Stash")
 
 
 @dataclass(frozen=True)

@@ -390,18 +390,25 @@ class WorkloadSwitchRefused(pulumi.RunError):
     """An app that ran as a StatefulSet would become a Deployment and leave its claims."""
 
 
-def check_workload_switches(apps: Sequence[AppConfig], previous: Any) -> None:
-    """Refuse (WorkloadSwitchRefused, every such app in one message) an app that the stack's
-    last update ran as a StatefulSet (`previous`: that update's `apps` output, keyed
-    namespace/name, each with `workload`) and that config now makes a Deployment, unless it
-    sets abandonVolumeClaims. Removing an app, or adding claims to one, is never refused."""
-    if not isinstance(previous, dict):
-        return
+STATEFUL_SET = "StatefulSet"
+ABANDONED = "Deployment (volume claims abandoned)"
+
+
+def recorded_workload(app: AppConfig) -> str:
+    """What an app's Stash is given: StatefulSet, Deployment, or ABANDONED."""
+    if app.stateful:
+        return STATEFUL_SET
+    return ABANDONED if app.abandon_volume_claims else "Deployment"
+
+
+def check_workload_switches(apps: Sequence[AppConfig], recorded: Sequence[Any]) -> None:
+    """Refuse (WorkloadSwitchRefused, every such app in one message) an app whose Stash
+    recorded StatefulSet (`recorded`, one value per app, None for a new one) and that config
+    now makes a Deployment, unless it sets abandonVolumeClaims. Removing an app, or adding
+    claims to one, is never refused."""
     refused = []
-    for index, app in enumerate(apps):
-        last = previous.get(app_key(app))
-        if app.stateful or app.abandon_volume_claims or not isinstance(last, dict) \
-                or not str(last.get("workload", "")).startswith("StatefulSet/"):
+    for index, (app, last) in enumerate(zip(apps, recorded, strict=True)):
+        if app.stateful or app.abandon_volume_claims or last != STATEFUL_SET:
             continue
         refused.append(
             f"apps[{index}] ({app_key(app)}) ran as a StatefulSet with volume claims; without a "
@@ -459,8 +466,6 @@ class WorkloadsArgs:
     kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION
     # Declared through the provider before the apps; stateful apps wait for it.
     storage: StorageDriver | None = None
-    # The stack's `apps` output from its last update (None: none yet): what each app ran as.
-    previous_apps: pulumi.Input[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -522,8 +527,9 @@ class Workloads(pulumi.ComponentResource):
         )
         self._ready = args.ready
         # Every Deployment's spec waits for this check, so a refused switch declares none.
-        self._switches_checked: pulumi.Output[None] = pulumi.Output.from_input(
-            args.previous_apps).apply(partial(check_workload_switches, tuple(args.apps)))
+        recorded = [self._workload_stash(app).output for app in args.apps]
+        self._switches_checked: pulumi.Output[None] = pulumi.Output.all(*recorded).apply(
+            partial(check_workload_switches, tuple(args.apps)))
         self._retained = retained_namespaces(args.apps)
         self.storage = (args.storage.declare(name, self._opts())
                         if args.storage is not None else None)
@@ -559,6 +565,20 @@ class Workloads(pulumi.ComponentResource):
             },
             "urls": self.urls,
         })
+
+    def _workload_stash(self, app: AppConfig) -> pulumi.Stash:
+        """`<namespace>/<app>-workload`: a Stash (a value kept in the stack's state) whose
+        output is what the app was recorded as. A plain update keeps that output; it is
+        replaced, and so recorded anew, whenever the app is a StatefulSet or abandons its
+        claims. So it says StatefulSet from the app's first run with claims until the user
+        opts out, whatever runs fail in between; and a refresh changes nothing."""
+        stateful_or_abandoned = app.stateful or app.abandon_volume_claims
+        return pulumi.Stash(
+            f"{app_key(app)}-workload",
+            input=recorded_workload(app),
+            opts=pulumi.ResourceOptions(
+                parent=self, replace_on_changes=["input"] if stateful_or_abandoned else []),
+        )
 
     def _opts(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(

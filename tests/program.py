@@ -106,8 +106,8 @@ class Registration:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Plausible provider outputs for each resource type the program declares."""
 
-    # What a StackReference to the stack itself reads: its last update's outputs.
-    previous_outputs: dict[str, Any] = {}  # noqa: RUF012 - tests replace it, never mutate it
+    # What each Stash (by resource name) holds from an earlier update; absent: a new one.
+    stashed: dict[str, Any] = {}  # noqa: RUF012 - tests replace it, never mutate it
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -122,9 +122,8 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["publicIp"] = FAKE_EIP
             outputs["publicDns"] = "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com"
             outputs["allocationId"] = f"eipalloc-{name}"
-        elif typ == "pulumi:pulumi:StackReference":
-            outputs["outputs"] = self.previous_outputs
-            outputs["secretOutputNames"] = []
+        elif typ == "pulumi:index:Stash":
+            outputs["output"] = self.stashed.get(name, args.inputs.get("input"))
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             outputs.setdefault("name", f"{name}-1a2b3c4")  # the provider's autonaming
         elif typ == "aws:ec2/keyPair:KeyPair":

@@ -17,6 +17,7 @@ import pytest
 
 from components.config import load_stack_config
 from components.workloads import (
+    ABANDONED,
     Workloads,
     WorkloadsArgs,
     WorkloadSwitchRefused,
@@ -398,34 +399,48 @@ def test_fixed_name_objects_are_replaced_delete_first(
 # A StatefulSet never silently becomes a Deployment
 
 
-LAST_RUN = {"apps/db": {"namespace": "apps", "service": "db", "url": "http://x",
-                        "workload": "StatefulSet/db"},
-            "apps/web": {"namespace": "apps", "service": "web", "url": "http://x",
-                         "workload": "Deployment/web"}}
 WEB = {"name": "web", "image": NGINX, "port": 8080, "nodePort": 30081}
+# What each app's Stash recorded in earlier runs (web first, then db).
+RECORDED: list[str | None] = ["Deployment", "StatefulSet"]
 
 
 def test_a_stateful_app_that_loses_its_claims_is_refused() -> None:
     db = {**STATEFUL_APP, "volumes": []}
     apps = load_stack("dev", apps=[WEB, db]).apps
     with pytest.raises(WorkloadSwitchRefused) as refused:
-        check_workload_switches(apps, LAST_RUN)
+        check_workload_switches(apps, RECORDED)
     message = str(refused.value)
     assert message.startswith("apps[1] (apps/db) ran as a StatefulSet with volume claims")
     assert "set apps[1].abandonVolumeClaims to true" in message
     assert "kubectl -n apps get pvc -l app.kubernetes.io/name=db" in message
-    # Opting in, keeping the claims, removing the app, or a first run: all fine.
+    # Opting in, keeping the claims, an app abandoned earlier, or a new app: all fine.
     opted = load_stack("dev", apps=[WEB, {**db, "abandonVolumeClaims": True}]).apps
-    for fine, last in [(opted, LAST_RUN), (load_stack("dev", apps=[WEB, STATEFUL_APP]).apps,
-                                           LAST_RUN),
-                       (load_stack("dev", apps=[WEB]).apps, LAST_RUN), (apps, None)]:
-        check_workload_switches(fine, last)
+    kept = load_stack("dev", apps=[WEB, STATEFUL_APP]).apps
+    cases: list[tuple[Any, list[str | None]]] = [
+        (opted, RECORDED), (kept, RECORDED), (apps, ["Deployment", ABANDONED]),
+        (apps, ["Deployment", None])]
+    for fine, recorded in cases:
+        check_workload_switches(fine, recorded)
 
 
-def test_the_program_reads_the_last_run_and_declares_no_deployment_when_refused(
+def test_each_app_records_its_workload_in_a_stash_renewed_only_when_stateful_or_abandoned(
+    run_program: Callable[..., ProgramRun],
+) -> None:
+    db = {**STATEFUL_APP, "volumes": [], "abandonVolumeClaims": True}
+    run = run_program("dev", apps=[WEB, STATEFUL_APP, {**db, "name": "old"}])
+    stashes = {r.name: r for r in run.of_type("pulumi:index:Stash")}
+    assert {name: (r.inputs["input"], r.replace_on_changes) for name, r in stashes.items()} == {
+        "apps/web-workload": ("Deployment", []),
+        "apps/db-workload": ("StatefulSet", ["input"]),
+        "apps/old-workload": (ABANDONED, ["input"]),
+    }
+    assert all(r.parent == run.named("kubeadm-dev-apps").urn for r in stashes.values())
+
+
+def test_the_program_declares_no_deployment_when_a_switch_is_refused(
     run_program: Callable[..., ProgramRun], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ProgramMocks, "previous_outputs", {"apps": LAST_RUN})
+    monkeypatch.setattr(ProgramMocks, "stashed", {"apps/db-workload": "StatefulSet"})
     db = {**STATEFUL_APP, "volumes": []}
     run = run_program("dev", apps=[WEB, db], expect_error=True)
     assert "apps[1] (apps/db) ran as a StatefulSet" in str(run.error)
@@ -435,7 +450,7 @@ def test_the_program_reads_the_last_run_and_declares_no_deployment_when_refused(
 def test_an_app_that_abandons_its_claims_becomes_a_deployment(
     run_program: Callable[..., ProgramRun], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ProgramMocks, "previous_outputs", {"apps": LAST_RUN})
+    monkeypatch.setattr(ProgramMocks, "stashed", {"apps/db-workload": "StatefulSet"})
     db = {**STATEFUL_APP, "volumes": [], "abandonVolumeClaims": True}
     ok = run_program("dev", apps=[WEB, db])
     assert {r.name for r in ok.of_type("kubernetes:apps/v1:Deployment")} == {
