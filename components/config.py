@@ -679,14 +679,17 @@ def _claim_template(
     for unknown in sorted(set(spec) - CLAIM_KEYS):
         errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(CLAIM_KEYS)))
     storage = spec.get("storage")
-    if not isinstance(storage, str) or not QUANTITY_MEMORY.fullmatch(storage):
-        errors.add(f"{key}.storage", storage, "the size each replica's volume asks for, such "
-                   "as 1Gi")
+    if not isinstance(storage, str) or not QUANTITY_MEMORY.fullmatch(storage) \
+            or not re.search(r"[1-9]", storage.split(".")[0] + storage.split(".")[-1]):
+        errors.add(f"{key}.storage", storage, "the size each replica's volume asks for, more "
+                   "than zero, such as 1Gi")
     modes = _mapping(spec.get("accessModes", ["ReadWriteOnce"]))
     if not isinstance(modes, list) or not modes or len(set(map(str, modes))) != len(modes) \
-            or any(mode not in ACCESS_MODES for mode in modes):
+            or any(mode not in ACCESS_MODES for mode in modes) \
+            or ("ReadWriteOncePod" in modes and len(modes) > 1):
         errors.add(f"{key}.accessModes", spec.get("accessModes"),
-                   "a list of distinct access modes from " + ", ".join(ACCESS_MODES))
+                   "a list of distinct access modes from " + ", ".join(ACCESS_MODES)
+                   + " (ReadWriteOncePod only on its own)")
     class_name = spec.get("storageClassName")
     if class_name is not None and (not isinstance(class_name, str) or len(class_name) > 253
                                    or not DNS1123_SUBDOMAIN.fullmatch(class_name)):
@@ -1433,7 +1436,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
     if target == "machines":
         machines = parse_machines(values, cluster, cluster_name, errors) if cluster else None
         apps = parse_apps(values, None, errors)
-        check_claim_classes(apps, target, errors)
+        check_claims(apps, target, cluster.kubernetes_version if cluster else None, errors)
         errors.raise_if_any()
         assert cluster is not None and machines is not None and apps is not None
         return StackConfig(cluster_name, "machines", len(machines.workers), cluster, apps, None,
@@ -1454,7 +1457,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
             aws = errors.check(lambda: parse_aws(values, cluster, nodes_after_master))
     # Apps are checked against the local node ports only when those are known to be valid.
     apps = parse_apps(values, local, errors)
-    check_claim_classes(apps, target, errors)
+    check_claims(apps, target, cluster.kubernetes_version if cluster else None, errors)
     errors.raise_if_any()
     assert target is not None and cluster is not None and workers is not None
     assert apps is not None
@@ -1469,19 +1472,45 @@ DEFAULT_STORAGE_CLASS: dict[Target, str | None] = {"local": "standard", "aws": "
                                                    "machines": None}
 
 
-def check_claim_classes(
-    apps: tuple[AppConfig, ...] | None, target: Target | None, errors: ErrorCollector
+# Access modes the default classes serve: local-path and EBS volumes attach to one node.
+DEFAULT_CLASS_ACCESS_MODES = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
+# StatefulSet persistentVolumeClaimRetentionPolicy (StatefulSetAutoDeletePVC) and the
+# ReadWriteOncePod access mode: on by default from Kubernetes 1.27 (beta), GA later.
+CLAIM_FEATURES_MINOR = 27
+
+
+def check_claims(
+    apps: tuple[AppConfig, ...] | None, target: Target | None,
+    version: KubernetesVersion | None, errors: ErrorCollector,
 ) -> None:
-    """On a target whose cluster has no default StorageClass, every claim names one."""
-    if apps is None or target is None or DEFAULT_STORAGE_CLASS[target] is not None:
+    """What a claim needs from the cluster: a class (named, where the target's cluster has no
+    default), access modes the default class serves, and features the version has."""
+    if apps is None or target is None:
         return
+    default_class = DEFAULT_STORAGE_CLASS[target]
     for i, app in enumerate(apps):
+        old = version is not None and version.minor < CLAIM_FEATURES_MINOR
+        if old and app.stateful and app.claims_when_deleted == "Delete":
+            errors.add(f"apps[{i}].persistentVolumeClaimRetentionPolicy.whenDeleted", "Delete",
+                       f"Retain before Kubernetes 1.{CLAIM_FEATURES_MINOR} (the API server "
+                       f"ignores the policy on {version}: claims would stay)")
         for j, volume in enumerate(app.volumes):
-            if isinstance(volume, ClaimVolume) and volume.storage_class_name is None:
-                errors.add(
-                    f"apps[{i}].volumes[{j}].volumeClaimTemplate.storageClassName", None,
-                    f"the name of a StorageClass you made: a {target} cluster has no default "
-                    "StorageClass (README, Volumes)")
+            if not isinstance(volume, ClaimVolume):
+                continue
+            at = f"apps[{i}].volumes[{j}].volumeClaimTemplate"
+            if volume.storage_class_name is None and default_class is None:
+                errors.add(f"{at}.storageClassName", None,
+                           f"the name of a StorageClass you made: a {target} cluster has no "
+                           "default StorageClass (README, Volumes)")
+            elif volume.storage_class_name is None and \
+                    not set(volume.access_modes) <= DEFAULT_CLASS_ACCESS_MODES:
+                errors.add(f"{at}.accessModes", list(volume.access_modes),
+                           f"ReadWriteOnce or ReadWriteOncePod: the default class "
+                           f"{default_class} attaches a volume to one node; name a class that "
+                           "serves the others in storageClassName")
+            if old and "ReadWriteOncePod" in volume.access_modes:
+                errors.add(f"{at}.accessModes", list(volume.access_modes),
+                           f"no ReadWriteOncePod before Kubernetes 1.{CLAIM_FEATURES_MINOR}")
 
 
 def raw_config_values() -> dict[str, object]:

@@ -352,7 +352,7 @@ class KubeadmCluster(pulumi.ComponentResource):
             "CERT_SANS": cert_sans,
             "NODE_PROFILE": args.hosts.profile,
             "CNI": args.hosts.cni,
-            # Only when set, so the inputs of stacks without it stay as they were.
+            # Only when set: on the other targets this key changes no input.
             **({"DEFAULT_STORAGE": args.hosts.default_storage}
                if args.hosts.default_storage != "none" else {}),
             **self._cgroup_env(),

@@ -64,7 +64,12 @@ class EbsCsiDriver:
 
     def declare(self, name: str, opts: pulumi.ResourceOptions) -> pulumi.Resource:
         """A Helm release `<name>-ebs-csi-driver` in kube-system; Helm waits until the
-        controller and the node plugin are ready, and rolls a failed install back."""
+        controller and the node plugin are ready, and rolls a failed install back.
+
+        Never uninstalled by Pulumi (retain_on_delete): when the control plane is rebuilt, the
+        release is created again in the new cluster, and `helm uninstall` there would fail
+        (no such release); on `pulumi destroy` the driver keeps serving until the nodes go,
+        so claims deleted on the way out can still have their volumes deleted."""
         return kubernetes.helm.v3.Release(
             f"{name}-ebs-csi-driver",
             name="aws-ebs-csi-driver",
@@ -75,5 +80,6 @@ class EbsCsiDriver:
             values=ebs_csi_values(self._args.cluster_name, self._args.region),
             atomic=True,
             timeout=600,
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                retain_on_delete=True)),
         )

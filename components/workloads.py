@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import pulumi
@@ -401,13 +400,36 @@ def recorded_workload(app: AppConfig) -> str:
     return ABANDONED if app.abandon_volume_claims else "Deployment"
 
 
-def check_workload_switches(apps: Sequence[AppConfig], recorded: Sequence[Any]) -> None:
-    """Refuse (WorkloadSwitchRefused, every such app in one message) an app whose Stash
-    recorded StatefulSet (`recorded`, one value per app, None for a new one) and that config
-    now makes a Deployment, unless it sets abandonVolumeClaims. Removing an app, or adding
-    claims to one, is never refused."""
+def claim_templates(app: AppConfig) -> str:
+    """An app's volumeClaimTemplates as its claims Stash records them (one line, in order)."""
+    return "; ".join(
+        f"{v.name} {v.storage} {','.join(v.access_modes)} {v.storage_class_name or '(default)'}"
+        for v in app.volumes if isinstance(v, ClaimVolume))
+
+
+def check_workload_switches(
+    apps: Sequence[AppConfig], recorded: Sequence[Any], recorded_claims: Sequence[Any],
+) -> None:
+    """Refuse (WorkloadSwitchRefused, every such app in one message), with one value per app
+    in `recorded` (its workload Stash) and `recorded_claims` (its claims Stash; None when it
+    has none yet):
+    - an app recorded as a StatefulSet that config now makes a Deployment, unless it sets
+      abandonVolumeClaims (removing an app, or adding claims to one, is never refused);
+    - a stateful app whose claim templates differ from those its StatefulSet was made with:
+      Kubernetes forbids changing them, and replacing the StatefulSet stops every replica at
+      once (and, with whenDeleted Delete, deletes the claims)."""
     refused = []
-    for index, (app, last) in enumerate(zip(apps, recorded, strict=True)):
+    for index, (app, last, claims) in enumerate(
+            zip(apps, recorded, recorded_claims, strict=True)):
+        if app.stateful and claims is not None and claims != claim_templates(app):
+            refused.append(
+                f"apps[{index}] ({app_key(app)}): its volumeClaimTemplates changed from "
+                f"'{claims}' to '{claim_templates(app)}'; a StatefulSet's claim templates cannot "
+                "change, and replacing it would stop every replica at once. Put them back. To "
+                f"grow a claim whose StorageClass allows it: kubectl -n {app.namespace} patch pvc "
+                f"<volume>-{app.name}-<ordinal> -p "
+                "'{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"<size>\"}}}}'. For any "
+                "other change, remove the app (its claims stay) and add it back in a later run")
         if app.stateful or app.abandon_volume_claims or last != STATEFUL_SET:
             continue
         refused.append(
@@ -526,10 +548,12 @@ class Workloads(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["clusterIdentifier"]),
         )
         self._ready = args.ready
-        # Every Deployment's spec waits for this check, so a refused switch declares none.
+        # Every app object's spec waits for this check, so a refused change declares none.
         recorded = [self._workload_stash(app).output for app in args.apps]
-        self._switches_checked: pulumi.Output[None] = pulumi.Output.all(*recorded).apply(
-            partial(check_workload_switches, tuple(args.apps)))
+        recorded_claims = [self._claims_stash(app) for app in args.apps]
+        self._switches_checked: pulumi.Output[None] = pulumi.Output.all(
+            pulumi.Output.all(*recorded), pulumi.Output.all(*recorded_claims),
+        ).apply(lambda both: check_workload_switches(tuple(args.apps), both[0], both[1]))
         self._retained = retained_namespaces(args.apps)
         self.storage = (args.storage.declare(name, self._opts())
                         if args.storage is not None else None)
@@ -580,6 +604,15 @@ class Workloads(pulumi.ComponentResource):
                 parent=self, replace_on_changes=["input"] if stateful_or_abandoned else []),
         )
 
+    def _claims_stash(self, app: AppConfig) -> pulumi.Output[Any] | None:
+        """`<namespace>/<app>-claims`, for a stateful app: its claim templates as its
+        StatefulSet was made with them (a plain update keeps them; the Stash goes with the
+        claims' StatefulSet, when the app goes or abandons its claims)."""
+        if not app.stateful:
+            return None
+        return pulumi.Stash(f"{app_key(app)}-claims", input=claim_templates(app),
+                            opts=pulumi.ResourceOptions(parent=self)).output
+
     def _opts(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(
             parent=self, provider=self.provider, depends_on=[self._ready, *after],
@@ -609,9 +642,7 @@ class Workloads(pulumi.ComponentResource):
             if metadata["namespace"] in self.namespaces else []
         if manifest["kind"] == "StatefulSet" and self.storage is not None:
             after.append(self.storage)
-        spec: pulumi.Input[Any] = manifest["spec"]
-        if manifest["kind"] == "Deployment":
-            spec = self._switches_checked.apply(lambda _: manifest["spec"])
+        spec = self._switches_checked.apply(lambda _: manifest["spec"])
         return resource_class(
             f"{metadata['namespace']}/{metadata['name']}-{suffix}",
             metadata=metadata,

@@ -441,6 +441,47 @@ def test_a_claim_needs_a_class_where_the_cluster_has_no_default() -> None:
         assert parse(stack, apps=app(volumes=[claim])).apps[0].stateful
 
 
+def test_claims_the_cluster_could_never_bind_are_refused_up_front() -> None:
+    def claim(**template: Any) -> dict[str, Any]:
+        return {"name": "data", "mountPath": "/data",
+                "volumeClaimTemplate": {"storage": "1Gi", **template}}
+
+    with pytest.raises(ConfigError) as raised:
+        parse("dev", apps=[
+            {**NGINX, "volumes": [claim(storage="0Gi")]},
+            {**NGINX, "name": "b", "nodePort": 30081,
+             "volumes": [claim(accessModes=["ReadWriteOncePod", "ReadWriteOnce"])]},
+        ])
+    message = str(raised.value)
+    assert "'apps[0].volumes[0].volumeClaimTemplate.storage'" in message
+    assert "'apps[1].volumes[0].volumeClaimTemplate.accessModes'" in message
+    # The default classes (local-path, EBS) attach a volume to one node.
+    for stack, default_class in (("dev", "standard"), ("aws", "gp3")):
+        with pytest.raises(ConfigError) as raised:
+            parse(stack, apps=app(volumes=[claim(accessModes=["ReadWriteMany"])]))
+        assert raised.value.key == "apps[0].volumes[0].volumeClaimTemplate.accessModes"
+        assert f"the default class {default_class} attaches a volume to one node" in str(
+            raised.value)
+    shared = parse("aws", apps=app(volumes=[claim(accessModes=["ReadWriteMany"],
+                                                  storageClassName="efs")]))
+    assert shared.apps[0].stateful
+
+
+def test_claim_features_kubernetes_turns_on_in_1_27_are_refused_before() -> None:
+    old = {"kubernetesVersion": "1.26", "nodeImage": "kindest/node:v1.26.15"}
+    with pytest.raises(ConfigError) as raised:
+        parse("dev", **old, apps=app(
+            volumes=[{"name": "data", "mountPath": "/data", "volumeClaimTemplate": {
+                "storage": "1Gi", "accessModes": ["ReadWriteOncePod"]}}],
+            persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}))
+    message = str(raised.value)
+    assert "'apps[0].persistentVolumeClaimRetentionPolicy.whenDeleted'" in message
+    assert "'apps[0].volumes[0].volumeClaimTemplate.accessModes'" in message
+    kept = parse("dev", **old, apps=app(volumes=[
+        {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}]))
+    assert kept.apps[0].claims_when_deleted == "Retain"
+
+
 def test_no_app_may_take_the_name_of_a_stateful_apps_headless_service() -> None:
     claim = {"name": "data", "mountPath": "/data", "volumeClaimTemplate": {"storage": "1Gi"}}
     with pytest.raises(ConfigError) as raised:

@@ -22,6 +22,7 @@ from components.workloads import (
     WorkloadsArgs,
     WorkloadSwitchRefused,
     check_workload_switches,
+    claim_templates,
     render_manifests,
 )
 from tests.conftest import (
@@ -408,7 +409,7 @@ def test_a_stateful_app_that_loses_its_claims_is_refused() -> None:
     db = {**STATEFUL_APP, "volumes": []}
     apps = load_stack("dev", apps=[WEB, db]).apps
     with pytest.raises(WorkloadSwitchRefused) as refused:
-        check_workload_switches(apps, RECORDED)
+        check_workload_switches(apps, RECORDED, [None, None])
     message = str(refused.value)
     assert message.startswith("apps[1] (apps/db) ran as a StatefulSet with volume claims")
     assert "set apps[1].abandonVolumeClaims to true" in message
@@ -420,7 +421,25 @@ def test_a_stateful_app_that_loses_its_claims_is_refused() -> None:
         (opted, RECORDED), (kept, RECORDED), (apps, ["Deployment", ABANDONED]),
         (apps, ["Deployment", None])]
     for fine, recorded in cases:
-        check_workload_switches(fine, recorded)
+        claims = [None, claim_templates(fine[1])] if fine[1].stateful else [None, None]
+        check_workload_switches(fine, recorded, claims)
+
+
+def test_a_stateful_apps_claim_templates_never_change_behind_its_back() -> None:
+    made = load_stack("dev", apps=[WEB, STATEFUL_APP]).apps
+    assert claim_templates(made[1]) == "data 1Gi ReadWriteOnce gp3"
+    grown = {**STATEFUL_APP, "volumes": [{"name": "data", "mountPath": "/data",
+                                          "volumeClaimTemplate": {"storage": "2Gi"}}]}
+    apps = load_stack("dev", apps=[WEB, grown]).apps
+    with pytest.raises(WorkloadSwitchRefused) as refused:
+        check_workload_switches(apps, RECORDED, [None, claim_templates(made[1])])
+    message = str(refused.value)
+    assert message.startswith("apps[1] (apps/db): its volumeClaimTemplates changed from "
+                              "'data 1Gi ReadWriteOnce gp3' to 'data 2Gi ReadWriteOnce (default)'")
+    assert "kubectl -n apps patch pvc <volume>-db-<ordinal>" in message
+    # The same templates, or a first run, pass.
+    check_workload_switches(made, RECORDED, [None, claim_templates(made[1])])
+    check_workload_switches(apps, RECORDED, [None, None])
 
 
 def test_each_app_records_its_workload_in_a_stash_renewed_only_when_stateful_or_abandoned(
@@ -432,6 +451,7 @@ def test_each_app_records_its_workload_in_a_stash_renewed_only_when_stateful_or_
     assert {name: (r.inputs["input"], r.replace_on_changes) for name, r in stashes.items()} == {
         "apps/web-workload": ("Deployment", []),
         "apps/db-workload": ("StatefulSet", ["input"]),
+        "apps/db-claims": ("data 1Gi ReadWriteOnce gp3", []),
         "apps/old-workload": (ABANDONED, ["input"]),
     }
     assert all(r.parent == run.named("kubeadm-dev-apps").urn for r in stashes.values())

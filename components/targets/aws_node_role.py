@@ -36,17 +36,25 @@ def assume_role_policy() -> str:
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
+            # The EC2 service principal is ec2.amazonaws.com in every partition.
             "Principal": {"Service": "ec2.amazonaws.com"},
             "Action": "sts:AssumeRole",
         }],
     })
 
 
+def partition(region: str) -> str:
+    """The ARN partition of a region: aws, aws-cn (cn-*) or aws-us-gov (us-gov-*)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+
+
 def ebs_csi_policy(cluster: str, region: str, instance_tag: str) -> dict[str, Any]:
     """The role's only policy document: the EBS CSI driver's needs, limited to `cluster`'s
     volumes and instances in `region`."""
-    volumes = f"arn:aws:ec2:{region}:*:volume/*"
-    instances = f"arn:aws:ec2:{region}:*:instance/*"
+    volumes = f"arn:{partition(region)}:ec2:{region}:*:volume/*"
+    instances = f"arn:{partition(region)}:ec2:{region}:*:instance/*"
     return {
         "Version": "2012-10-17",
         "Statement": [

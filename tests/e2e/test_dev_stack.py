@@ -266,10 +266,13 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
            "volumes": [{"name": "data", "mountPath": "/data",
                         "volumeClaimTemplate": {"storage": "64Mi"}}]}
     set_paths(workspace, "apps[1]", app)
+    # The Stashes record what it runs as and its claim templates (README, Volumes).
     assert workspace.preview_changes() == [
         ("create", "kubernetes:apps/v1:StatefulSet"),
         ("create", "kubernetes:core/v1:Service"),
         ("create", "kubernetes:core/v1:Service"),
+        ("create", "pulumi:index:Stash"),
+        ("create", "pulumi:index:Stash"),
     ]
     workspace.up()
     first = wait_for("notes-0 ready", lambda: notes_pod(workspace))
@@ -322,6 +325,12 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     assert "apps[1] (apps/notes) ran as a StatefulSet with volume claims" in str(refused.value)
     set_paths(workspace, "apps[1].volumes", app["volumes"])
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+    # Nor may its claim template change under it (a StatefulSet's cannot).
+    workspace.config_set("apps[1].volumes[0].volumeClaimTemplate.storage", "128Mi")
+    with pytest.raises(E2EError) as refused:
+        workspace.pulumi("preview", "--skip-plugin-pre-install")
+    assert "apps[1] (apps/notes): its volumeClaimTemplates changed" in str(refused.value)
+    workspace.config_set("apps[1].volumes[0].volumeClaimTemplate.storage", "64Mi")
 
     workspace.pulumi("config", "rm", "--path", "apps[1]")
     workspace.up()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.targets.aws import CLUSTER_TAG
-from components.targets.aws_node_role import VOLUME_CLUSTER_TAG, ebs_csi_policy
+from components.targets.aws_node_role import VOLUME_CLUSTER_TAG, ebs_csi_policy, partition
 
 CLUSTER = "kubeadm-aws"
 REGION = "eu-west-1"
@@ -56,3 +56,12 @@ def test_volumes_attach_only_to_this_clusters_instances() -> None:
     assert allowed("ec2:TerminateInstances", "instance") == []
     assert not any("Snapshot" in a and not a.startswith("ec2:Describe")
                    for s in statements() for a in s["Action"])
+
+
+def test_arns_name_the_regions_partition() -> None:
+    assert [partition(r) for r in ("eu-west-1", "cn-north-1", "us-gov-west-1")] == [
+        "aws", "aws-cn", "aws-us-gov"]
+    arns = {s["Resource"] for s in ebs_csi_policy(CLUSTER, "us-gov-west-1", CLUSTER_TAG)[
+        "Statement"] if s["Resource"] != "*"}
+    assert arns == {"arn:aws-us-gov:ec2:us-gov-west-1:*:volume/*",
+                    "arn:aws-us-gov:ec2:us-gov-west-1:*:instance/*"}
