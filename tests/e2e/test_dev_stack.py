@@ -284,6 +284,10 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
         "exec", "-n", APP_NAMESPACE, f"{STATEFUL}-0", "--", "sh", "-c",
         "head -c 48 /dev/urandom | base64 > /data/note && cat /data/note")
     assert len(written.strip()) == 64
+    # fsGroup reaches the app: its non-root process holds the claims' group (65532 by default),
+    # which kubelet gives the files of volumes that support ownership (emptyDir, EBS, local).
+    ids = workspace.kubectl("exec", "-n", APP_NAMESPACE, f"{STATEFUL}-0", "--", "id")
+    assert "uid=0(" not in ids and "65532" in ids.split("groups=")[-1], ids
 
     workspace.kubectl("delete", "pod", "-n", APP_NAMESPACE, f"{STATEFUL}-0")
     wait_for("a new notes-0 ready", lambda: (
