@@ -640,17 +640,28 @@ def _mapping(raw: object) -> object:
     return raw
 
 
+def _volume_kind(
+    key: str, raw: object, allowed: frozenset[str], expected: str, errors: ErrorCollector
+) -> dict[str, Any] | None:
+    """A volume kind's mapping (emptyDir, volumeClaimTemplate), its unknown keys reported;
+    None when it is no mapping (reported as `expected`)."""
+    spec = _mapping(raw)
+    if not isinstance(spec, dict):
+        errors.add(key, raw, expected)
+        return None
+    for unknown in sorted(set(spec) - allowed):
+        errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(allowed)))
+    return spec
+
+
 def _empty_dir(at: str, raw: object, errors: ErrorCollector) -> tuple[str, str | None] | None:
     """(medium, sizeLimit) of a volume's emptyDir, or None when it is bad (reported)."""
     key = f"{at}.emptyDir"
-    spec = _mapping(raw)
-    if not isinstance(spec, dict):
-        errors.add(key, raw, "a mapping ({} or medium and sizeLimit): scratch space for the "
-                   "pod's lifetime")
-        return None
     found = len(errors.errors)
-    for unknown in sorted(set(spec) - EMPTY_DIR_KEYS):
-        errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(EMPTY_DIR_KEYS)))
+    spec = _volume_kind(key, raw, EMPTY_DIR_KEYS, "a mapping ({} or medium and sizeLimit): "
+                        "scratch space for the pod's lifetime", errors)
+    if spec is None:
+        return None
     medium = spec.get("medium", "")
     if medium not in ("", "Memory"):
         errors.add(f"{key}.medium", medium, "Memory (RAM, counted against memoryLimit) or "
@@ -670,14 +681,12 @@ def _claim_template(
     """(storage, accessModes, storageClassName) of a volume's volumeClaimTemplate, or None
     when it is bad (reported)."""
     key = f"{at}.volumeClaimTemplate"
-    spec = _mapping(raw)
-    if not isinstance(spec, dict):
-        errors.add(key, raw, "a mapping with storage (such as 1Gi), and optionally accessModes "
-                   "and storageClassName: a persistent volume per replica")
-        return None
     found = len(errors.errors)
-    for unknown in sorted(set(spec) - CLAIM_KEYS):
-        errors.add(f"{key}.{unknown}", spec[unknown], "one of " + ", ".join(sorted(CLAIM_KEYS)))
+    spec = _volume_kind(key, raw, CLAIM_KEYS, "a mapping with storage (such as 1Gi), and "
+                        "optionally accessModes and storageClassName: a persistent volume per "
+                        "replica", errors)
+    if spec is None:
+        return None
     storage = spec.get("storage")
     if not isinstance(storage, str) or not QUANTITY_MEMORY.fullmatch(storage) \
             or not re.search(r"[1-9]", storage.split(".")[0] + storage.split(".")[-1]):

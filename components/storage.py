@@ -20,12 +20,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
+from components.config import DEFAULT_STORAGE_CLASS
+
 # The chart's repository and release (github.com/kubernetes-sigs/aws-ebs-csi-driver,
 # charts/aws-ebs-csi-driver/Chart.yaml: chart 2.64.0 ships driver 1.64.0).
 EBS_CSI_CHART = "aws-ebs-csi-driver"
 EBS_CSI_CHART_VERSION = "2.64.0"
 EBS_CSI_REPOSITORY = "https://kubernetes-sigs.github.io/aws-ebs-csi-driver"
-EBS_STORAGE_CLASS = "gp3"
+# The class config checks claims against (config.DEFAULT_STORAGE_CLASS), made here.
+EBS_STORAGE_CLASS = str(DEFAULT_STORAGE_CLASS["aws"])
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 

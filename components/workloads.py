@@ -204,26 +204,35 @@ def pod_template(
     }
 
 
-def deployment_manifest(
-    app: AppConfig,
-    cluster_name: str,
-    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+def workload_manifest(
+    kind: str, app: AppConfig, cluster_name: str, kubernetes_version: KubernetesVersion,
+    **spec: Any,
 ) -> Manifest:
+    """The app's Deployment or StatefulSet: what both share (name, labels, replicas,
+    selector, pod template), plus the kind's own `spec` fields."""
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": {"name": app.name, "namespace": app.namespace,
                      "labels": app_labels(app, cluster_name)},
         "spec": {
             "replicas": app.replicas,
             "selector": {"matchLabels": selector_labels(app, cluster_name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
+            **spec,
             "template": pod_template(app, cluster_name, kubernetes_version),
         },
     }
+
+
+def deployment_manifest(
+    app: AppConfig,
+    cluster_name: str,
+    kubernetes_version: KubernetesVersion = DEFAULT_KUBERNETES_VERSION,
+) -> Manifest:
+    return workload_manifest(
+        "Deployment", app, cluster_name, kubernetes_version,
+        strategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+    )
 
 
 def headless_service_name(app: AppConfig) -> str:
@@ -251,24 +260,14 @@ def statefulset_manifest(
         }
         for v in app.volumes if isinstance(v, ClaimVolume)
     ]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": app.name, "namespace": app.namespace,
-                     "labels": app_labels(app, cluster_name)},
-        "spec": {
-            "replicas": app.replicas,
-            "serviceName": headless_service_name(app),
-            "selector": {"matchLabels": selector_labels(app, cluster_name)},
-            "updateStrategy": {"type": "RollingUpdate"},
-            "persistentVolumeClaimRetentionPolicy": {
-                "whenDeleted": app.claims_when_deleted,
-                "whenScaled": "Retain",
-            },
-            "template": pod_template(app, cluster_name, kubernetes_version),
-            "volumeClaimTemplates": claims,
-        },
-    }
+    return workload_manifest(
+        "StatefulSet", app, cluster_name, kubernetes_version,
+        serviceName=headless_service_name(app),
+        updateStrategy={"type": "RollingUpdate"},
+        persistentVolumeClaimRetentionPolicy={"whenDeleted": app.claims_when_deleted,
+                                              "whenScaled": "Retain"},
+        volumeClaimTemplates=claims,
+    )
 
 
 def headless_service_manifest(app: AppConfig, cluster_name: str) -> Manifest:

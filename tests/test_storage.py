@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
+from components.config import DEFAULT_STORAGE_CLASS
 from components.storage import DEFAULT_CLASS_ANNOTATION, EBS_STORAGE_CLASS, ebs_csi_values
 from components.targets.aws_node_role import VOLUME_CLUSTER_TAG
 
@@ -19,3 +24,12 @@ def test_volumes_carry_the_tag_the_node_policy_tests() -> None:
     assert VOLUME_CLUSTER_TAG == "ebs.csi.aws.com/cluster-name"
     controller = ebs_csi_values("kubeadm-aws", "eu-west-1")["controller"]
     assert controller == {"k8sTagClusterId": "kubeadm-aws", "region": "eu-west-1"}
+
+
+def test_the_node_images_class_is_the_one_config_checks_local_claims_against() -> None:
+    manifest = (Path(__file__).resolve().parents[1] / "toolchain" / "node-image" / "files" /
+                "kind" / "manifests" / "default-storage.yaml.in").read_text().replace("@", "")
+    (storage_class,) = [doc for doc in yaml.safe_load_all(manifest)
+                        if doc and doc["kind"] == "StorageClass"]
+    assert storage_class["metadata"]["name"] == DEFAULT_STORAGE_CLASS["local"]
+    assert storage_class["metadata"]["annotations"] == {DEFAULT_CLASS_ANNOTATION: "true"}
