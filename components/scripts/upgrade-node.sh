@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Moves one node of a running cluster to KUBERNETES_VERSION, in kubeadm's order
 # (https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/):
-#   control plane: kubeadm package, `kubeadm upgrade apply`, drain (when another node can take its
-#                  pods), kubelet and kubectl packages, containerd's pause image, kubelet restart,
+#   control plane: kubeadm package, `kubeadm upgrade plan` then `apply`, drain (when another node
+#                  can take its pods), kubelet and kubectl packages, containerd's pause image, kubelet restart,
 #                  Ready at the new version, uncordon;
 #   worker:        drain, kubeadm package, `kubeadm upgrade node`, kubelet and kubectl packages,
 #                  pause image, kubelet restart, Ready at the new version, uncordon.
@@ -181,6 +181,12 @@ upgrade_control_plane() {
     [[ $cluster == "$TARGET" ]] && return 0
     repository_configured || use_repository
     install_held "$TARGET" kubeadm
+    # Given the version, plan asks nothing online (kubeadm's OfflineVersionGetter); it checks the
+    # cluster's health and that this step is one kubeadm supports, before apply changes anything.
+    log_step "kubeadm upgrade plan v${TARGET}"
+    # shellcheck disable=SC2046 # no flag, or one without spaces
+    kubeadm upgrade plan "v${TARGET}" $(preflight_flags) >&2 ||
+        die "kubeadm upgrade plan v${TARGET} refused the upgrade (see its output above); nothing was changed"
     log_step "kubeadm upgrade apply v${TARGET} (the cluster runs ${cluster})"
     # shellcheck disable=SC2046 # no flag, or one without spaces
     kubeadm upgrade apply "v${TARGET}" --yes $(preflight_flags) >&2 ||

@@ -93,6 +93,7 @@ class Result:
     stdout: str
     stderr: str
     seconds: float
+    returncode: int = 0
 
 
 class Workspace:
@@ -195,7 +196,7 @@ class Workspace:
             tail = "\n".join(lines[-40:])
             raise E2EError(f"`{shlex.join(args)}` exited {proc.returncode} (log: {log}):\n"
                            + "".join(f"{line}\n" for line in errors) + f"...\n{tail}")
-        return Result(args, proc.stdout, proc.stderr, seconds)
+        return Result(args, proc.stdout, proc.stderr, seconds, proc.returncode)
 
     def pulumi(self, *args: str, stack: bool = True, check: bool = True) -> Result:
         extra = ["--stack", self.stack] if stack else []
@@ -229,6 +230,15 @@ class Workspace:
     def kubectl(self, *args: str, check: bool = True, timeout: float = 300) -> str:
         return self.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], check=check,
                         timeout=timeout).stdout
+
+    def kubectl_refused(self, *args: str) -> str:
+        """Runs a kubectl command that must fail; returns its output (stdout + stderr).
+
+        Raises E2EError when it succeeds."""
+        result = self.run(["kubectl", "--kubeconfig", str(self.kubeconfig), *args], check=False)
+        if result.returncode == 0:
+            raise E2EError(f"`kubectl {shlex.join(args)}` succeeded; it should have failed")
+        return result.stdout + result.stderr
 
     def docker(self, *args: str) -> str:
         return self.run(["docker", *args], timeout=120).stdout

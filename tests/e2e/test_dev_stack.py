@@ -3,8 +3,8 @@
 One cluster, in order, as a user would drive it (each test builds on the one before):
 up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up
 front -> scale the app -> add a worker -> roll out and roll back while a request loop counts
-failures -> scratch volumes -> a stateful app's data across pods, scaling, a node restart and
-its removal -> rebuild the control plane (the worker resets and rejoins) ->
+failures -> an app given the next published port -> scratch volumes -> a stateful app's
+data across pods, scaling, a node restart and its removal -> rebuild the control plane (the worker resets and rejoins) ->
 remove the worker -> destroy. Every check reads the cluster through the exported kubeconfig
 and app URL, never through the program's internals.
 """
@@ -22,7 +22,7 @@ import pytest
 
 from components.targets.docker_host import INOTIFY_INSTANCES, inotify_need
 from tests.e2e.project import APP_IMAGE, APP_IMAGE_NEXT, E2EError, Workspace, wait_for
-from tests.e2e.traffic import RequestLoop
+from tests.e2e.traffic import RequestLoop, answers
 
 pytestmark = pytest.mark.e2e
 
@@ -187,6 +187,23 @@ def test_roll_out_and_roll_back_keep_the_app_answering(workspace: Workspace) -> 
     assert loop.failures == 0, loop.describe_failures()
 
 
+def test_an_app_without_a_node_port_gets_the_next_published_one(workspace: Workspace) -> None:
+    """Issue 16 item 7: on dev an app that names no nodePort gets the lowest port of
+    localNodePorts (30080-30089) that no app names, and its exported URL says which; removing
+    it (the last app) moves no other app's port."""
+    before = workspace.outputs()["apps"]
+    set_paths(workspace, "apps[1]", {"name": "echo", "image": APP_IMAGE, "port": 8080})
+    workspace.up()
+    apps = workspace.outputs()["apps"]
+    url = next(app["url"] for key, app in apps.items() if key.endswith("echo"))
+    assert url == "http://127.0.0.1:30081", url
+    wait_for("the echo app answering on 30081", lambda: answers(url), timeout=180)
+    assert {key: app for key, app in apps.items() if not key.endswith("echo")} == before
+    workspace.pulumi("config", "rm", "--path", "apps[1]")
+    workspace.up()
+    assert workspace.outputs()["apps"] == before
+
+
 def test_scratch_volumes_are_the_writable_places_of_a_read_only_app(
     workspace: Workspace,
 ) -> None:
@@ -209,9 +226,8 @@ def test_scratch_volumes_are_the_writable_places_of_a_read_only_app(
                               "cat /scratch/f /run/ram/f && grep ' /run/ram ' /proc/mounts")
     assert wrote.splitlines()[:2] == ["kept", "fast"]
     assert " tmpfs " in wrote.splitlines()[2]  # medium Memory is RAM
-    root = workspace.run(["kubectl", "--kubeconfig", str(workspace.kubeconfig), "exec", "-n",
-                          APP_NAMESPACE, name, "--", "sh", "-c", "touch /probe"], check=False)
-    assert "Read-only file system" in root.stderr + root.stdout
+    assert "Read-only file system" in workspace.kubectl_refused(
+        "exec", "-n", APP_NAMESPACE, name, "--", "sh", "-c", "touch /probe")
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 
@@ -243,6 +259,8 @@ def set_paths(workspace: Workspace, path: str, value: Any) -> None:
     elif isinstance(value, list):
         for index, inner in enumerate(value):
             set_paths(workspace, f"{path}[{index}]", inner)
+    elif isinstance(value, bool):
+        workspace.config_set(path, str(value).lower())  # as a user types a YAML boolean
     else:
         workspace.config_set(path, str(value))
 
@@ -264,7 +282,9 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     claim (it would become a Deployment) is refused."""
     app = {"name": STATEFUL, "image": APP_IMAGE, "port": 8080, "serviceType": "ClusterIP",
            "volumes": [{"name": "data", "mountPath": "/data",
-                        "volumeClaimTemplate": {"storage": "64Mi"}}]}
+                        "volumeClaimTemplate": {"storage": "64Mi"}},
+                       {"name": "seed", "mountPath": "/seed", "readOnly": True,
+                        "emptyDir": {"sizeLimit": "1Mi"}}]}
     set_paths(workspace, "apps[1]", app)
     # The Stashes record what it runs as and its claim templates (README, Volumes).
     assert workspace.preview_changes() == [
@@ -288,6 +308,9 @@ def test_a_stateful_apps_data_outlives_its_pod_scaling_a_node_restart_and_the_ap
     # which kubelet gives the files of volumes that support ownership (emptyDir, EBS, local).
     ids = workspace.kubectl("exec", "-n", APP_NAMESPACE, f"{STATEFUL}-0", "--", "id")
     assert "uid=0(" not in ids and "65532" in ids.split("groups=")[-1], ids
+    # A volume mounted readOnly refuses writes.
+    assert "Read-only file system" in workspace.kubectl_refused(
+        "exec", "-n", APP_NAMESPACE, f"{STATEFUL}-0", "--", "touch", "/seed/probe")
 
     workspace.kubectl("delete", "pod", "-n", APP_NAMESPACE, f"{STATEFUL}-0")
     wait_for("a new notes-0 ready", lambda: (

@@ -23,7 +23,9 @@ class RequestLoop:
     """GETs `url` every `interval` seconds until stopped or `max_seconds` pass.
 
     Counts requests and failures (a status other than 200, a timeout, a refused connection);
-    `describe_failures()` groups them by reason. Only for addresses on this machine.
+    `describe_failures()` groups them by reason and says when, in seconds since the loop
+    started, the first and last of each happened, so a failure can be matched with the step
+    that caused it. Only for addresses on this machine.
     """
 
     def __init__(self, url: str, interval: float = 0.05, timeout: float = 3,
@@ -35,10 +37,13 @@ class RequestLoop:
         self.total = 0
         self.failures = 0
         self.reasons: Counter[str] = Counter()
+        self.failed_at: dict[str, list[float]] = {}
+        self._started = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        self._started = time.monotonic()
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and time.monotonic() < deadline:
             self.total += 1
@@ -56,9 +61,12 @@ class RequestLoop:
     def _fail(self, reason: str) -> None:
         self.failures += 1
         self.reasons[reason] += 1
+        self.failed_at.setdefault(reason, []).append(time.monotonic() - self._started)
 
     def describe_failures(self) -> str:
-        return ", ".join(f"{n}x {r}" for r, n in self.reasons.most_common()) or "none"
+        return ", ".join(
+            f"{n}x {r} (between {min(self.failed_at[r]):.1f} s and {max(self.failed_at[r]):.1f} s)"
+            for r, n in self.reasons.most_common()) or "none"
 
     def __enter__(self) -> RequestLoop:
         self._thread.start()
