@@ -1,12 +1,12 @@
 """The dev stack for real: the Pulumi engine runs the program, kubeadm makes the cluster.
 
-One cluster, in order, as a user would drive it (each test builds on the one before):
-up -> no perpetual diff -> more nodes than this host's inotify limits allow, refused up
-front -> scale the app -> add a worker -> roll out and roll back while a request loop counts
-failures -> an app given the next published port -> scratch volumes -> a stateful app's
-data across pods, scaling, a node restart and its removal -> rebuild the control plane (the
-worker resets and rejoins) -> remove the worker -> destroy. Every check reads the cluster through the exported kubeconfig
-and app URL, never through the program's internals.
+One cluster, in order, as a user would drive it (each test builds on the one before): up -> no
+perpetual diff -> more nodes than this host's inotify limits allow, refused up front -> scale
+the app -> add a worker -> roll out and roll back while a request loop counts failures -> an
+app given the next published port -> scratch volumes -> a stateful app's data across pods,
+scaling, a node restart and its removal -> rebuild the control plane (the worker resets and
+rejoins) -> remove the worker -> destroy. Every check reads the cluster through the exported
+kubeconfig and app URL, never through the program's internals.
 """
 
 from __future__ import annotations
