@@ -30,7 +30,7 @@ else:
     # The engine's host is checked before anything is declared (inotify limits, /dev/mapper).
     docker_host = docker_host_facts.inspect_docker_host(
         provider_host=pulumi.Config("docker").get("host"))
-    docker_host_facts.check_docker_host(docker_host, 1 + config.workers)
+    docker_host_facts.check_docker_host(docker_host, config.control_plane_nodes + config.workers)
     target = LocalHosts(config.cluster_name, LocalHostsArgs(config, docker_host))
 hosts = target.cluster_hosts
 

@@ -34,6 +34,13 @@ MIN_KUBERNETES_MINOR = 24  # the first minor with packages on pkgs.k8s.io
 MAX_KUBERNETES_MINOR = 37  # the newest minor this program has been checked against
 MAX_WORKERS = 250
 NODE_IP_OFFSET = 10  # master = network address + 10, worker i = network address + 11 + i
+# Control-plane node i >= 1 = network address + 10 - i (so +9 .. +4): clear of the workers, whose
+# addresses must not move when the control plane grows. The local load balancer is at + 3.
+LOAD_BALANCER_IP_OFFSET = 3
+# etcd keeps quorum while a majority of its members answer: 1 member tolerates no loss, 3
+# tolerate 1, 5 tolerate 2, 7 tolerate 3 (etcd FAQ, "What is failure tolerance?"). An even
+# count tolerates no more than the odd count below it.
+MAX_CONTROL_PLANE_NODES = 7
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 POD_CIDR_PER_NODE_PREFIX = 24  # kube-controller-manager's default node CIDR mask
 
@@ -41,6 +48,10 @@ POD_CIDR_PER_NODE_PREFIX = 24  # kube-controller-manager's default node CIDR mas
 DEFAULT_NODE_IMAGE = (
     "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 )
+# The local target's API load balancer: HAProxy, from its publisher's registry on ECR Public
+# (Docker's official image, not rate-limited there). It reads /usr/local/etc/haproxy/haproxy.cfg
+# and reloads on SIGUSR2 (master-worker mode, which the image's entrypoint turns on).
+DEFAULT_LOAD_BALANCER_IMAGE = "public.ecr.aws/docker/library/haproxy:3.2"
 DEFAULT_APP: dict[str, Any] = {
     "name": "nginx",
     "image": "public.ecr.aws/nginx/nginx-unprivileged:1.27.3",
@@ -58,6 +69,7 @@ KNOWN_KEYS = frozenset(
     {
         "target",
         "workers",
+        "controlPlaneNodes",
         "kubernetesVersion",
         "podCidr",
         "serviceCidr",
@@ -81,6 +93,7 @@ KNOWN_KEYS = frozenset(
         "networkCidr",
         "apiServerPort",
         "localNodePorts",
+        "loadBalancerImage",
         "controlPlaneHosts",
         "workerHosts",
         "apiEndpoint",
@@ -304,6 +317,7 @@ class LocalConfig:
     api_server_port: int
     node_port_first: int
     node_port_last: int
+    load_balancer_image: str = DEFAULT_LOAD_BALANCER_IMAGE
 
     @property
     def node_ports(self) -> range:
@@ -343,10 +357,19 @@ class StackConfig:
     aws: AwsConfig | None
     local: LocalConfig | None
     machines: MachinesConfig | None = None
+    # kubeadm control-plane nodes, each with a stacked etcd member: 1, 3, 5 or 7.
+    control_plane_nodes: int = 1
 
     @property
     def master_name(self) -> str:
+        """The first control-plane node: kubeadm init runs on it."""
         return f"{self.cluster_name}-master"
+
+    @property
+    def control_plane_names(self) -> list[str]:
+        """Every control-plane node: the master, then <cluster>-control-plane-1, -2, ..."""
+        return [self.master_name, *(f"{self.cluster_name}-control-plane-{i}"
+                                    for i in range(1, self.control_plane_nodes))]
 
     def worker_name(self, index: int) -> str:
         return f"{self.cluster_name}-worker-{index}"
@@ -358,6 +381,19 @@ class StackConfig:
 
 # ---------------------------------------------------------------------------------------------
 # Address rule shared by both targets
+
+
+def control_plane_ip(cidr: str, index: int) -> str:
+    """The fixed IP of control-plane node `index` (0 = master, at node_ip(cidr, 0); i >= 1 at
+    network address + 10 - i, below the master, so the workers' addresses never move)."""
+    if index == 0:
+        return node_ip(cidr, 0)
+    return str(ipaddress.ip_network(cidr).network_address + NODE_IP_OFFSET - index)
+
+
+def load_balancer_ip(cidr: str) -> str:
+    """The local API load balancer's fixed IP: network address + 3."""
+    return str(ipaddress.ip_network(cidr).network_address + LOAD_BALANCER_IP_OFFSET)
 
 
 def node_ip(cidr: str, index: int) -> str:
@@ -1028,6 +1064,9 @@ def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: i
                 clear = False
         if clear:
             errors.check(lambda: check_room_for_nodes("networkCidr", network, 1 + workers))
+    load_balancer_image = errors.check(lambda: optional(
+        values, "loadBalancerImage", lambda v: parse_image("loadBalancerImage", v),
+        DEFAULT_LOAD_BALANCER_IMAGE))
     port = errors.check(lambda: optional(
         values, "apiServerPort", lambda v: parse_int("apiServerPort", v, 1024, 65535), 6443))
     ports = errors.check(lambda: optional(values, "localNodePorts", parse_port_range,
@@ -1038,8 +1077,8 @@ def parse_local(values: Mapping[str, object], cluster: ClusterConfig, workers: i
                    "127.0.0.1)")
     errors.raise_if_any()
     assert node_image is not None and network is not None and port is not None
-    assert ports is not None
-    return LocalConfig(node_image, network, port, ports[0], ports[1])
+    assert ports is not None and load_balancer_image is not None
+    return LocalConfig(node_image, network, port, ports[0], ports[1], load_balancer_image)
 
 
 def parse_port_range(raw: object) -> tuple[int, int]:
@@ -1442,6 +1481,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
     ))
     cluster_name = cluster_name_for(stack)
     cluster = parse_cluster(values, errors)
+    control_planes = errors.check(lambda: parse_control_plane_nodes(values, target))
     if target == "machines":
         machines = parse_machines(values, cluster, cluster_name, errors) if cluster else None
         apps = parse_apps(values, None, errors)
@@ -1449,7 +1489,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
         errors.raise_if_any()
         assert cluster is not None and machines is not None and apps is not None
         return StackConfig(cluster_name, "machines", len(machines.workers), cluster, apps, None,
-                           None, machines)
+                           None, machines, control_planes or 1)
     for machines_only in MACHINES_ONLY_KEYS:
         if values.get(machines_only) not in (None, ""):
             errors.add(machines_only, values[machines_only],
@@ -1469,8 +1509,28 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
     check_claims(apps, target, cluster.kubernetes_version if cluster else None, errors)
     errors.raise_if_any()
     assert target is not None and cluster is not None and workers is not None
-    assert apps is not None
-    return StackConfig(cluster_name, target, workers, cluster, apps, aws, local)
+    assert apps is not None and control_planes is not None
+    return StackConfig(cluster_name, target, workers, cluster, apps, aws, local,
+                       control_plane_nodes=control_planes)
+
+
+def parse_control_plane_nodes(values: Mapping[str, object], target: Target | None) -> int:
+    """controlPlaneNodes: 1 (default), 3, 5 or 7 kubeadm control-plane nodes (stacked etcd).
+
+    An even count is refused: it tolerates no more lost members than the odd count below it
+    and needs one more for quorum. Several are supported on target local so far.
+    """
+    count = optional(values, "controlPlaneNodes", lambda v: parse_int(
+        "controlPlaneNodes", v, 1, MAX_CONTROL_PLANE_NODES), 1)
+    if count % 2 == 0:
+        raise ConfigError("controlPlaneNodes", count,
+                          "an odd number from 1 to 7: etcd needs a majority of its members, so "
+                          f"{count} tolerate no more lost members than {count - 1}")
+    if count > 1 and target in ("aws", "machines"):
+        raise ConfigError("controlPlaneNodes", count,
+                          f"1 on target {target}: several control-plane nodes are supported on "
+                          "target local so far (README, High availability)")
+    return count
 
 
 MACHINES_ONLY_KEYS = ("controlPlaneHosts", "workerHosts", "apiEndpoint")

@@ -12,14 +12,19 @@ Step graph (each arrow is a dependency):
     init + master kubernetes + worker install -> join-token(worker) -> join(worker)
          (the join installs the packages at the version the control plane runs, read by the
           join-token step, then joins)
+    init -> join-token(control plane 1) -> join(control plane 1) -> join-token(control plane 2)
+         -> join(control plane 2) ...   (one at a time: each changes etcd's membership; each
+                                         token step uploads the certificates with a fresh key)
     init + worker host -> drain(worker) -> join(worker)
                                           (drain's delete drains and removes the Node; it is
-                                           deleted after the join and before the host)
+                                           deleted after the join and before the host; a
+                                           control-plane node's also removes its etcd member)
     master kubernetes -> worker1 kubernetes -> worker2 kubernetes -> ...
          (nothing when created; when the version changes, one worker at a time: drain, packages,
           `kubeadm upgrade node`, kubelet restart, Ready, uncordon)
     init -> control-plane-scheduling     (untainted while the master is the only node)
     init + scheduling + every join -> ready    (the readiness gate workloads depend on)
+    (control-plane nodes after the master are joined like workers, with --control-plane)
 
 Master steps never see the worker count, so scaling out leaves their inputs unchanged; each
 worker's steps depend only on the master's init and on that worker's own host. Only the
@@ -95,6 +100,11 @@ class ClusterHosts:
     workers: Sequence[ClusterNode]
     api_endpoint: pulumi.Input[str]  # host:port for the exported kubeconfig's server
     app_host: pulumi.Input[str]  # where users reach NodePorts (app URLs)
+    # The control-plane nodes after the master (kubeadm join --control-plane), in join order.
+    control_planes: Sequence[ClusterNode] = ()
+    # kubeadm's controlPlaneEndpoint (host:port every kubeconfig in the cluster names), or None
+    # (the master's own address). Several control-plane nodes need one, from init on.
+    control_plane_endpoint: pulumi.Input[str] | None = None
     cert_sans: Sequence[pulumi.Input[str]] = ()  # extra API server certificate names
     install: NodeInstall | None = None  # None: the hosts already have the runtime and kubeadm
     profile: NodeProfile = "host"
@@ -126,23 +136,31 @@ def drain_command(node_name: str, timeout_seconds: int = DEFAULT_DRAIN_TIMEOUT) 
     )
 
 
-def control_plane_scheduling_command(master_name: str, has_workers: bool) -> str:
-    """Apps may run on the control-plane node only while it is the only node.
+def control_plane_scheduling_command(control_planes: Sequence[str], has_workers: bool) -> str:
+    """Apps may run on the control-plane nodes only while there are no workers.
 
     A step of its own, not part of init: the worker count must never reach the master's init
     inputs, or scaling out would re-run init on the master.
     """
-    node = shlex.quote(master_name)
+    names = list(control_planes)
     taint = "node-role.kubernetes.io/control-plane"
     if has_workers:
-        return f"{KUBECTL} taint nodes {node} {taint}=:NoSchedule --overwrite"
+        return "; ".join(f"{KUBECTL} taint nodes {shlex.quote(name)} {taint}=:NoSchedule "
+                         "--overwrite" for name in names)
     # The read is its own command under `set -e`: in a pipeline an unreachable API server
     # would read as "no taint" and the step would succeed without untainting.
-    return (
-        f"set -e; taints=$({KUBECTL} get node {node} -o jsonpath='{{.spec.taints[*].key}}'); "
+    return "set -e; " + "; ".join(
+        f"taints=$({KUBECTL} get node {shlex.quote(name)} -o jsonpath='{{.spec.taints[*].key}}'); "
         f'case " $taints " in *" {taint} "*) '
-        f"{KUBECTL} taint nodes {node} {taint}:NoSchedule-;; esac"
-    )
+        f"{KUBECTL} taint nodes {shlex.quote(name)} {taint}:NoSchedule-;; esac"
+        for name in names)
+
+
+def remove_control_plane_command(node_name: str, timeout_seconds: int) -> str:
+    """A control-plane node leaving, run on the master: drain it, delete its Node, then remove
+    its etcd member (remove-etcd-member.sh), so etcd's quorum counts only the members left."""
+    return (f"{drain_command(node_name, timeout_seconds)} && "
+            + script_command("remove-etcd-member.sh", {"MEMBER_NAME": node_name}))
 
 
 def render_registry_mirrors(mirrors: Sequence[tuple[str, Sequence[str]]]) -> str:
@@ -150,15 +168,16 @@ def render_registry_mirrors(mirrors: Sequence[tuple[str, Sequence[str]]]) -> str
     return "".join(f"{registry} {' '.join(urls)}\n" for registry, urls in mirrors)
 
 
-def parse_join_token_output(stdout: str) -> tuple[str, str]:
-    """join-token.sh's two lines: (the join command, the release the cluster runs, "1.31.4")."""
+def parse_join_token_output(stdout: str) -> tuple[str, str, str]:
+    """join-token.sh's lines: (the join command, the release the cluster runs, "1.31.4", the
+    certificate key or "" for a worker's two lines)."""
     lines = [line.strip() for line in stdout.strip().splitlines()]
-    if len(lines) != 2 or not lines[0].startswith("kubeadm join ") or not re.fullmatch(
+    if len(lines) not in (2, 3) or not lines[0].startswith("kubeadm join ") or not re.fullmatch(
         r"1\.\d+\.\d+", lines[1]
-    ):
-        raise ValueError("join-token.sh printed something other than a join command and a "
-                         "version (two lines)")
-    return lines[0], lines[1]
+    ) or (len(lines) == 3 and not re.fullmatch(r"[0-9a-f]{64}", lines[2])):
+        raise ValueError("join-token.sh printed something other than a join command, a "
+                         "version and, for a control-plane node, a certificate key")
+    return lines[0], lines[1], lines[2] if len(lines) == 3 else ""
 
 
 def kubeconfig_with_server(admin_conf: str, endpoint: str) -> str:
@@ -198,7 +217,14 @@ class KubeadmCluster(pulumi.ComponentResource):
             [init],
         )
 
-        joins = []
+        # Control-plane nodes join one at a time: each join adds an etcd member, and etcd
+        # takes one new member at a time (kubeadm's HA guide joins them in turn).
+        control_plane_joins: list[CommandResource] = []
+        for node in args.hosts.control_planes:
+            control_plane_joins.append(self._join(node, init, master_version,
+                                                  after=control_plane_joins[-1:],
+                                                  control_plane=True))
+        joins = list(control_plane_joins)
         previous = master_version
         for worker in args.hosts.workers:
             join = self._join(worker, init, master_version)
@@ -206,17 +232,19 @@ class KubeadmCluster(pulumi.ComponentResource):
             previous = self._kubernetes(
                 worker, [join], previous=previous, admin_kubeconfig=admin_conf.stdout
             )
+        control_plane_names = [master.name, *(n.name for n in args.hosts.control_planes)]
         scheduling = self._run(
             master,
             f"{name}-control-plane-scheduling",
             Step(
-                inline=control_plane_scheduling_command(master.name, bool(args.hosts.workers)),
+                inline=control_plane_scheduling_command(control_plane_names,
+                                                        bool(args.hosts.workers)),
                 triggers=self._triggers(master),
             ),
-            [init],
+            [init, *control_plane_joins],
         )
 
-        nodes = [master, *args.hosts.workers]
+        nodes = [master, *args.hosts.control_planes, *args.hosts.workers]
         self.node_names = [node.name for node in nodes]
         self.node_private_ips = {node.name: node.private_ip for node in nodes}
         self.ready = self._run(
@@ -350,6 +378,9 @@ class KubeadmCluster(pulumi.ComponentResource):
             "POD_CIDR": args.cluster.pod_cidr,
             "SERVICE_CIDR": args.cluster.service_cidr,
             "CERT_SANS": cert_sans,
+            # Only when set: on the targets without one this key changes no input.
+            **({"CONTROL_PLANE_ENDPOINT": args.hosts.control_plane_endpoint}
+               if args.hosts.control_plane_endpoint is not None else {}),
             "NODE_PROFILE": args.hosts.profile,
             "CNI": args.hosts.cni,
             # Only when set: on the other targets this key changes no input.
@@ -363,9 +394,15 @@ class KubeadmCluster(pulumi.ComponentResource):
         return {"ALLOW_CGROUP_V1": "true"} if self._args.cluster.allow_cgroup_v1 else {}
 
     def _join(
-        self, worker: ClusterNode, init: CommandResource, master_version: Sequence[CommandResource]
+        self, worker: ClusterNode, init: CommandResource,
+        master_version: Sequence[CommandResource], after: Sequence[pulumi.Resource] = (),
+        control_plane: bool = False,
     ) -> CommandResource:
+        """A node's join: its drain-on-delete step and a fresh join command on the master, then
+        `kubeadm join` on the node (with --control-plane and a certificate key for a
+        control-plane node, whose drain also removes its etcd member)."""
         master = self._args.hosts.master
+        timeout = self._args.cluster.drain_timeout_seconds
         # The join runs again when the worker's machine or the control plane is new (a rebuilt
         # master is a new cluster to join). Neither changes on scale-out.
         triggers = [*self._triggers(worker), *self._triggers(master)]
@@ -379,7 +416,8 @@ class KubeadmCluster(pulumi.ComponentResource):
             f"{worker.name}-drain",
             Step(
                 inline=f"{KUBECTL} get --raw=/readyz",
-                delete=drain_command(worker.name, self._args.cluster.drain_timeout_seconds),
+                delete=remove_control_plane_command(worker.name, timeout) if control_plane
+                else drain_command(worker.name, timeout),
                 triggers=self._triggers(worker),
             ),
             [init, *worker.depends_on],
@@ -390,9 +428,11 @@ class KubeadmCluster(pulumi.ComponentResource):
         token = self._run(
             master,
             f"{worker.name}-join-token",
-            Step(script="join-token.sh", env={"TOKEN_TTL": JOIN_TOKEN_TTL}, secret_output=True,
-                 triggers=triggers),
-            [init, *master_version, *prepared],
+            Step(script="join-token.sh",
+                 env={"TOKEN_TTL": JOIN_TOKEN_TTL,
+                      **({"CONTROL_PLANE": "true"} if control_plane else {})},
+                 secret_output=True, triggers=triggers),
+            [init, *master_version, *prepared, *after],
         )
         token_lines = token.stdout.apply(parse_join_token_output)
         env: dict[str, pulumi.Input[str]] = {
@@ -401,6 +441,12 @@ class KubeadmCluster(pulumi.ComponentResource):
             "NODE_PROFILE": self._args.hosts.profile,
             **self._cgroup_env(),
         }
+        if control_plane:
+            env.update({
+                "CONTROL_PLANE": "true",
+                "CERTIFICATE_KEY": pulumi.Output.secret(token_lines[2]),
+                "ADVERTISE_ADDRESS": worker.private_ip,
+            })
         if self._args.hosts.install is not None:
             env["KUBERNETES_VERSION"] = pulumi.Output.secret(token_lines[1])
         join = self._run(

@@ -137,6 +137,8 @@ PRIVATE_WORKERS = "private-workers"
 NARROW_ADMIN_CIDRS = "narrow-admin-cidrs"
 EXPOSED_APPS = "exposed-apps"
 ADDED_CAPABILITIES = "added-capabilities"
+ODD_CONTROL_PLANE_NODES = "odd-control-plane-nodes"
+STABLE_API_ENDPOINT = "stable-api-endpoint"
 
 # ---------------------------------------------------------------------------------------------
 # Security group ingress
@@ -356,7 +358,9 @@ TTL_FLAG = re.compile(r"--ttl[ =]['\"]?([0-9][0-9.hms]*)")
 TTL_ENV = re.compile(r"(?m)^\s*(?:export\s+)?TOKEN_TTL=['\"]?([0-9][0-9.hms]*)")
 TTL_DEFAULT = re.compile(r"TOKEN_TTL:-([0-9][0-9.hms]*)")
 BOOTSTRAP_TTL = re.compile(r"(?m)^\s*ttl:\s*['\"]?([0-9][0-9.hms]*)")
-CERTIFICATE_UPLOAD = re.compile(r"--upload-certs|upload-certs\b|certificateKey:")
+CERTIFICATE_UPLOAD = re.compile(r"--upload-certs|upload-certs\b")
+CERTIFICATE_KEY_IN_CONFIG = re.compile(r"certificateKey:")
+FRESH_CERTIFICATE_KEY = re.compile(r"kubeadm\s+certs\s+certificate-key")
 
 
 def command_text(props: Mapping[str, Any], include_delete: bool = True) -> str:
@@ -462,7 +466,9 @@ def check_short_lived_join_tokens(
     resource_type: str, props: Mapping[str, Any], name: str = "",
     secret_outputs: Sequence[str] = (), max_ttl: str = MAX_TOKEN_TTL, **_: Any,
 ) -> list[str]:
-    """Bootstrap tokens expire within `max_ttl`; no certificate key is uploaded."""
+    """Bootstrap tokens expire within `max_ttl`; control-plane certificates are uploaded only
+    with a key made for that upload (`kubeadm certs certificate-key`), never one kept in a
+    config file, so a key in the state opens nothing once kubeadm deletes the upload (2 h)."""
     if resource_type not in COMMAND_TYPES:
         return []
     text = command_text(props)
@@ -490,9 +496,13 @@ def check_short_lived_join_tokens(
             problem = _ttl_problem(ttl, max_ttl)
             if problem:
                 report(f"kubeadm init's bootstrap token {problem}; use at most {max_ttl}")
-    if CERTIFICATE_UPLOAD.search(text):
-        report("uploads the control-plane certificates (--upload-certs / certificateKey): "
-               "the certificate key would let anyone with a token join as a control plane")
+    if CERTIFICATE_KEY_IN_CONFIG.search(text):
+        report("writes a certificateKey into a kubeadm config: a fixed key would let anyone "
+               "with a token join as a control plane for as long as the key is kept")
+    elif CERTIFICATE_UPLOAD.search(text) and not FRESH_CERTIFICATE_KEY.search(text):
+        report("uploads the control-plane certificates (--upload-certs) without a key made "
+               "for this upload (`kubeadm certs certificate-key`); kubeadm init --upload-certs "
+               "prints its key into the step's output")
     return found
 
 
@@ -775,6 +785,67 @@ def check_private_workers(resources: Sequence[Resource], **_: Any) -> list[Viola
 
 
 # ---------------------------------------------------------------------------------------------
+# The control plane: how many nodes, and the endpoint in front of them
+
+CONTROL_PLANE_JOIN = re.compile(r"(?m)^\s*(?:export\s+)?CONTROL_PLANE=['\"]?true\b")
+ENDPOINT_ENV = re.compile(r"(?m)^\s*(?:export\s+)?CONTROL_PLANE_ENDPOINT=['\"]?([^'\"\s]+)")
+ADVERTISE_ENV = re.compile(r"(?m)^\s*(?:export\s+)?ADVERTISE_ADDRESS=['\"]?([^'\"\s]+)")
+
+
+def control_plane_steps(resources: Sequence[Resource]) -> list[tuple[Resource, str]]:
+    """The commands that make a control-plane node (kubeadm init, or a join with
+    CONTROL_PLANE=true), each with its text; a command whose text is unknown is left out."""
+    found = []
+    for resource in resources:
+        if resource.type not in COMMAND_TYPES:
+            continue
+        text = command_text(resource.props, include_delete=False)
+        if KUBEADM_INIT_CALL.search(text) or (
+                JOIN_COMMAND_EXPORT.search(text) and CONTROL_PLANE_JOIN.search(text)):
+            found.append((resource, text))
+    return found
+
+
+def check_odd_control_plane_nodes(resources: Sequence[Resource], **_: Any) -> list[Violation]:
+    """The stacked etcd cluster has an odd number of members (one per control-plane node): an
+    even count needs one more member for quorum and tolerates no more lost ones."""
+    steps = control_plane_steps(resources)
+    if len(steps) % 2 == 1 or not steps:
+        return []
+    first = steps[0][0]
+    return [Violation(message(
+        ODD_CONTROL_PLANE_NODES, first.type, first.name,
+        f"{len(steps)} control-plane nodes (etcd members): {len(steps)} tolerate no more lost "
+        f"members than {len(steps) - 1}; use an odd number (controlPlaneNodes)",
+    ), first.urn or None)]
+
+
+def check_stable_api_endpoint(resources: Sequence[Resource], **_: Any) -> list[Violation]:
+    """With several control-plane nodes, kubeadm's controlPlaneEndpoint is set and is not one
+    node's own address: every kubeconfig names it, so it must outlive any one node."""
+    steps = control_plane_steps(resources)
+    if len(steps) < 2:
+        return []
+    addresses = {m.group(1) for _, text in steps for m in ADVERTISE_ENV.finditer(text)}
+    found = []
+    for resource, text in steps:
+        if not KUBEADM_INIT_CALL.search(text):
+            continue
+        endpoint = ENDPOINT_ENV.search(text)
+        if endpoint is None:
+            detail = ("kubeadm init has no CONTROL_PLANE_ENDPOINT: every kubeconfig would name "
+                      "the first node, and the cluster stops answering when it goes")
+        elif endpoint.group(1).rsplit(":", 1)[0] in addresses:
+            detail = (f"controlPlaneEndpoint {endpoint.group(1)} is one control-plane node's "
+                      "own address; put a load balancer or a DNS name in front of them all")
+        else:
+            continue
+        found.append(Violation(message(STABLE_API_ENDPOINT, resource.type, resource.name,
+                                       detail), resource.urn or None))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
 # The rule table the pack is built from
 
 ResourceCheck = Callable[..., list[str]]
@@ -808,7 +879,8 @@ RULES: tuple[Rule, ...] = (
          "SSH connections (and jump hosts) pin the host key they expect.",
          True, check_ssh_host_key_pinned),
     Rule(SHORT_LIVED_JOIN_TOKENS,
-         "Bootstrap tokens expire within maxTtl (default 1h); no certificate key upload.",
+         "Bootstrap tokens expire within maxTtl (default 1h); control-plane certificates are "
+         "uploaded only with a key made for that upload.",
          True, check_short_lived_join_tokens,
          config={"maxTtl": ("max_ttl", "string", MAX_TOKEN_TTL)}),
     Rule(SECRET_COMMAND_OUTPUT,
@@ -828,6 +900,12 @@ RULES: tuple[Rule, ...] = (
     Rule(PINNED_IMAGES,
          "Every container image is pinned: a tag other than latest, or a digest.",
          True, check_pinned_images),
+    Rule(ODD_CONTROL_PLANE_NODES,
+         "The control plane has an odd number of nodes (stacked etcd members).",
+         True, stack_check=check_odd_control_plane_nodes),
+    Rule(STABLE_API_ENDPOINT,
+         "Several control-plane nodes sit behind a controlPlaneEndpoint that is no single "
+         "node's address.", True, stack_check=check_stable_api_endpoint),
     Rule(PRIVATE_WORKERS,
          "Advisory: worker nodes have no public IP (config privateWorkers true).",
          False, stack_check=check_private_workers),

@@ -18,7 +18,9 @@ from components.config import (
     KubernetesVersion,
     ScratchVolume,
     StackConfig,
+    control_plane_ip,
     instance_architecture,
+    load_balancer_ip,
     node_ip,
     parse_stack_config,
 )
@@ -59,6 +61,20 @@ def test_aws_stack_as_shipped() -> None:
     assert config.aws.vpc_cidr == "10.0.0.0/16" and config.aws.subnet_cidr == "10.0.1.0/24"
     assert config.aws.master_architecture == "x86_64"
     assert config.apps[0].replicas == 3
+
+
+def test_control_plane_nodes_and_their_fixed_addresses() -> None:
+    config = parse("dev", controlPlaneNodes="5")
+    assert config.control_plane_nodes == 5
+    assert config.control_plane_names == [
+        "kubeadm-dev-master", *(f"kubeadm-dev-control-plane-{i}" for i in range(1, 5))]
+    assert [control_plane_ip("172.30.0.0/24", i) for i in range(5)] == [
+        "172.30.0.10", "172.30.0.9", "172.30.0.8", "172.30.0.7", "172.30.0.6"]
+    assert load_balancer_ip("172.30.0.0/24") == "172.30.0.3"
+    assert parse("dev").control_plane_names == ["kubeadm-dev-master"]
+    local = parse("dev").local
+    assert local is not None
+    assert local.load_balancer_image == "public.ecr.aws/docker/library/haproxy:3.2"
 
 
 def test_defaults_when_keys_are_absent() -> None:
@@ -120,6 +136,11 @@ def test_admin_cidrs_accepts_a_single_string() -> None:
 
 # (stack, overrides, key named in the message, fragment of the expected form)
 BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
+    ("dev", {"controlPlaneNodes": "2"}, "controlPlaneNodes", "an odd number from 1 to 7"),
+    ("dev", {"controlPlaneNodes": "9"}, "controlPlaneNodes", "a whole number from 1 to 7"),
+    ("dev", {"controlPlaneNodes": "0"}, "controlPlaneNodes", "from 1 to 7"),
+    ("aws", {"controlPlaneNodes": "3"}, "controlPlaneNodes", "1 on target aws"),
+    ("dev", {"loadBalancerImage": "haproxy"}, "loadBalancerImage", "a pinned image reference"),
     ("dev", {"target": "gcp"}, "target", "one of local, aws, machines"),
     ("dev", {"workers": "-1"}, "workers", "a whole number from 0 to 250"),
     ("dev", {"workers": "two"}, "workers", "a whole number"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
+from components.config import DEFAULT_LOAD_BALANCER_IMAGE
 from tests.e2e.project import (
     APP_IMAGE,
     BIN,
@@ -50,3 +52,10 @@ def test_shell_env_puts_the_built_tools_first_and_enters_the_project() -> None:
     assert f"export KUBECONFIG={KUBECONFIG}" in lines
     assert any(line.startswith("export PULUMI_BACKEND_URL=file://") for line in lines)
     assert lines[-1] == f"cd {PROJECT}"
+
+
+def test_the_toolchain_tags_its_load_balancer_as_the_programs_default() -> None:
+    """The dev stack runs here without a registry only if images.sh tags the HAProxy image it
+    builds with exactly the name components/config.py uses by default."""
+    text = (Path(__file__).parent.parent / "toolchain" / "images.sh").read_text()
+    assert f"LOAD_BALANCER_IMAGE={DEFAULT_LOAD_BALANCER_IMAGE}\n" in text

@@ -330,15 +330,20 @@ def test_kind_nodes_have_no_kubernetes_steps(run_components: ComponentRunner) ->
     "kubeadm join 10.0.0.1:6443 --token a.b\n1.37\n",
     "not a join\n1.37.2\n",
     "",
+    "kubeadm join 10.0.0.1:6443 --token a.b\n1.37.2\nnot-a-key\n",
+    "kubeadm join 10.0.0.1:6443 --token a.b\n1.37.2\n" + "a" * 64 + "\nextra\n",
 ])
 def test_join_token_output_must_be_a_join_command_and_a_release(stdout: str) -> None:
-    with pytest.raises(ValueError, match="two lines"):
+    with pytest.raises(ValueError, match="a join command, a version"):
         parse_join_token_output(stdout)
 
 
 def test_join_token_output_parses() -> None:
     assert parse_join_token_output("kubeadm join h:6443 --token t\n1.36.5\n") == (
-        "kubeadm join h:6443 --token t", "1.36.5")
+        "kubeadm join h:6443 --token t", "1.36.5", "")
+    key = "0123456789abcdef" * 4
+    assert parse_join_token_output(f"kubeadm join h:6443 --token t\n1.36.5\n{key}\n") == (
+        "kubeadm join h:6443 --token t", "1.36.5", key)
 
 
 MIRRORS = {"docker.io": ["https://mirror.example", "http://10.0.0.5:5000"],

@@ -29,6 +29,7 @@ STACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "aws": ("aws", {}),
     "aws-private": ("aws", {"privateWorkers": "true"}),
     "aws-own-key": ("aws", {"sshPublicKey": FAKE_PUBLIC_KEY, "sshPrivateKey": FAKE_PRIVATE_KEY}),
+    "dev-ha": ("dev", {"controlPlaneNodes": "3", "workers": "1"}),
 }
 
 
@@ -109,6 +110,49 @@ def test_every_secret_printing_command_is_recognised(runs: dict[str, ProgramRun]
     dev = {r.name for r in captured(runs["dev"])
            if r.type in v.COMMAND_TYPES and v.prints_secret(r.props)}
     assert dev == {"kubeadm-dev-kubeconfig"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The control plane's size and endpoint (stack rules)
+
+HA_RULES = (rule(v.ODD_CONTROL_PLANE_NODES), rule(v.STABLE_API_ENDPOINT))
+HA_INIT = "kubeadm-dev-master-init"
+
+
+def test_the_rules_see_every_control_plane_node(runs: dict[str, ProgramRun]) -> None:
+    steps = [r.name for r, _ in v.control_plane_steps(captured(runs["dev-ha"]))]
+    assert steps == [HA_INIT, "kubeadm-dev-control-plane-1-join",
+                     "kubeadm-dev-control-plane-2-join"]
+    assert [r.name for r, _ in v.control_plane_steps(captured(runs["dev"]))] == [HA_INIT]
+
+
+def test_an_even_control_plane_is_refused(runs: dict[str, ProgramRun]) -> None:
+    resources = [r for r in captured(runs["dev-ha"])
+                 if r.name != "kubeadm-dev-control-plane-2-join"]
+    found = all_violations(resources, HA_RULES)
+    assert len(found) == 1 and found[0].startswith(f"[{v.ODD_CONTROL_PLANE_NODES}]")
+    assert "2 control-plane nodes" in found[0]
+
+
+@pytest.mark.parametrize(("old", "new", "says"), [
+    ("export CONTROL_PLANE_ENDPOINT=172.30.0.3:6443\n", "", "has no CONTROL_PLANE_ENDPOINT"),
+    ("export CONTROL_PLANE_ENDPOINT=172.30.0.3:6443", "export CONTROL_PLANE_ENDPOINT=172.30.0.10",
+     "is one control-plane node's own address"),
+])
+def test_several_control_plane_nodes_need_an_endpoint_that_is_no_single_node(
+    runs: dict[str, ProgramRun], old: str, new: str, says: str,
+) -> None:
+    resources = [with_props(r, replace_text("stdin", old, new)) if r.name == HA_INIT else r
+                 for r in captured(runs["dev-ha"])]
+    found = all_violations(resources, HA_RULES)
+    assert len(found) == 1 and found[0].startswith(f"[{v.STABLE_API_ENDPOINT}]"), found
+    assert says in found[0] and HA_INIT in found[0]
+
+
+def test_a_lone_control_plane_node_needs_no_endpoint(runs: dict[str, ProgramRun]) -> None:
+    resources = [with_props(r, replace_text("stdin", "export CONTROL_PLANE_ENDPOINT=", "export X="))
+                 if r.name == HA_INIT else r for r in captured(runs["dev"])]
+    assert all_violations(resources, HA_RULES) == []
 
 
 # ---------------------------------------------------------------------------------------------

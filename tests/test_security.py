@@ -194,11 +194,13 @@ def test_admin_ports_are_open_only_to_admin_cidrs(runs: dict[str, ProgramRun]) -
     assert [r.inputs.get("referencedSecurityGroupId") for r in others] == ["kubeadm-aws-nodes-id"]
 
 
-def test_local_node_publishes_on_loopback_only(runs: dict[str, ProgramRun]) -> None:
-    (node,) = runs["dev"].of_type("docker:index/container:Container")
-    ports = node.inputs["ports"]
-    assert any(p["internal"] == 6443 for p in ports)
-    assert {p["ip"] for p in ports} == {"127.0.0.1"}
+def test_local_cluster_publishes_on_loopback_only(runs: dict[str, ProgramRun]) -> None:
+    containers = runs["dev"].of_type("docker:index/container:Container")
+    published = [p for c in containers for p in c.inputs.get("ports", [])]
+    assert any(p["internal"] == 6443 for p in published)
+    assert {p["ip"] for p in published} == {"127.0.0.1"}
+    # Only the load balancer publishes anything.
+    assert [c.name for c in containers if c.inputs.get("ports")] == ["kubeadm-dev-lb"]
 
 
 def test_egress_to_anywhere_is_allowed(runs: dict[str, ProgramRun]) -> None:

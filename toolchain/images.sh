@@ -12,7 +12,8 @@
 # machines that apply that manifest unchanged: ghcr.io/flannel-io/flannel:FLANNEL_VERSION (the
 # same image as kubeadm-cluster/flannel) and ghcr.io/flannel-io/flannel-cni-plugin:
 # FLANNEL_CNI_PLUGIN_TAG (/flannel, the flannel CNI plugin, and cp). The node image does not
-# preload these two.
+# preload these two. And the local target's load balancer, HAProxy from Debian's package, under
+# the name the program uses by default (LOAD_BALANCER_IMAGE); it runs in the host's engine.
 #
 # Usage: toolchain/images.sh K8S_VERSION   (for example v1.37.2)
 # Inputs (built by the other toolchain scripts; KC_WAIT_SECONDS=N waits for their .done):
@@ -40,6 +41,8 @@ UPSTREAM_FLANNEL_IMAGE=ghcr.io/flannel-io/flannel:$FLANNEL_VERSION
 FLANNEL_CNI_PLUGIN_IMAGE=ghcr.io/flannel-io/flannel-cni-plugin:$FLANNEL_CNI_PLUGIN_TAG
 LOCAL_PATH_PROVISIONER_IMAGE=kubeadm-cluster/local-path-provisioner:$LOCAL_PATH_PROVISIONER_VERSION
 NGINX_TAGS=(1.0 1.1)
+# components/config.py DEFAULT_LOAD_BALANCER_IMAGE (a test checks that they agree).
+LOAD_BALANCER_IMAGE=public.ecr.aws/docker/library/haproxy:3.2
 
 here=$(cd "$(dirname "$0")" && pwd)
 files=$here/images
@@ -120,6 +123,8 @@ mkdir -p "$build"
 debian_base
 nettools=kubeadm-cluster/nettools:$DEBIAN_SUITE
 debian_image "$nettools" "$BASE_IMAGE" "$files/nettools"
+debian_image "kubeadm-cluster/haproxy:$DEBIAN_SUITE" "$BASE_IMAGE" "$files/haproxy"
+alias_image "kubeadm-cluster/haproxy:$DEBIAN_SUITE" "$LOAD_BALANCER_IMAGE" 'haproxy -v'
 nginx=()
 for tag in "${NGINX_TAGS[@]}"; do
   page=$build/index-$tag/index.html

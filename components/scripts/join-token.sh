@@ -3,8 +3,14 @@
 # short-lived worker join command (`kubeadm token create --print-join-command`), then the
 # Kubernetes release the cluster runs (kubeadm-config's kubernetesVersion, like 1.31.4), the one
 # a joining worker installs.
+# With CONTROL_PLANE=true a third line follows: a fresh certificate key, with which kubeadm has
+# just uploaded the cluster's CA and service-account keys, encrypted, to the kube-system/
+# kubeadm-certs Secret (`kubeadm init phase upload-certs`); a joining control-plane node fetches
+# them with it. kubeadm deletes that Secret after two hours, and the joining node deletes it as
+# soon as it has joined (kubeadm-join.sh), so the key opens nothing for long.
 # Environment:
-#   TOKEN_TTL   token lifetime, a duration like 15m or 1h (default 15m; 0 = forever is refused)
+#   TOKEN_TTL      token lifetime, a duration like 15m or 1h (default 15m; 0 = forever is refused)
+#   CONTROL_PLANE  true: also upload the certificates with a new key and print the key
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 if ! declare -F log_step >/dev/null; then . "$(dirname "${BASH_SOURCE[0]}")/common.sh"; fi
@@ -28,6 +34,16 @@ main() {
         die "cannot read kube-system/kubeadm-config (is the API server up?)"
     version=$(awk '$1 == "kubernetesVersion:" { print $2 }' <<<"$config")
     [[ $version =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "kubeadm-config names no kubernetesVersion like v1.31.4 (found '${version}')"
+    if [[ ${CONTROL_PLANE:-false} == true ]]; then
+        local key
+        key=$(kubeadm certs certificate-key) || die "kubeadm certs certificate-key failed"
+        [[ $key =~ ^[0-9a-f]{64}$ ]] || die "kubeadm certs certificate-key did not print 64 hex digits"
+        kubeadm init phase upload-certs --upload-certs --certificate-key "$key" >/dev/null 2>&1 ||
+            die "kubeadm init phase upload-certs failed (is the API server up?)"
+        printf '%s\n%s\n%s\n' "$line" "${version#v}" "$key"
+        log_step "printed a control-plane join command valid for ${ttl}; the certificates are uploaded for 2h at most"
+        return 0
+    fi
     printf '%s\n%s\n' "$line" "${version#v}"
     log_step "printed a join command valid for ${ttl}"
 }

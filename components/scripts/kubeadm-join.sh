@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Joins this node to the cluster as a worker, once. The join command is parsed, never evaluated,
-# and the token is never printed.
+# Joins this node to the cluster as a worker, or as a control-plane node (CONTROL_PLANE=true),
+# once. The join command is parsed, never evaluated, and the token and certificate key are never
+# printed. A control-plane node runs its own API server and a stacked etcd member; once it has
+# joined it deletes kube-system/kubeadm-certs (the certificates join-token.sh uploaded for it).
 # A node that is already joined (kubelet.conf exists) is left alone when its cluster CA is the
 # one JOIN_COMMAND pins; a different CA means the control plane was rebuilt, so the node is reset
 # (`kubeadm reset -f`, then the pod network reset leaves: reset.sh) and joins the new one. Needs
@@ -9,6 +11,9 @@
 #   JOIN_COMMAND   required (secret): the line join-token.sh printed:
 #                  kubeadm join HOST:PORT --token T --discovery-token-ca-cert-hash sha256:HEX
 #   NODE_NAME      required
+#   CONTROL_PLANE  true: join as a control-plane node (needs the next two)
+#   CERTIFICATE_KEY   (secret) the key join-token.sh printed with CONTROL_PLANE=true
+#   ADVERTISE_ADDRESS this node's address for its API server and etcd member
 #   CRI_SOCKET     default unix:///run/containerd/containerd.sock
 #   NODE_PROFILE   host (default) | kind (kind node container: skip the preflight phase)
 #   ALLOW_CGROUP_V1  true: on a cgroup v1 host, skip kubeadm's SystemVerification check
@@ -40,7 +45,7 @@ parse_join_command() {
             --token) TOKEN=${words[i + 1]:-} ;;
             --discovery-token-ca-cert-hash) CA_HASH=${words[i + 1]:-} ;;
             --control-plane | --certificate-key)
-                die "JOIN_COMMAND is a control-plane join; this script joins workers only" ;;
+                die "JOIN_COMMAND must not carry --control-plane or --certificate-key (CONTROL_PLANE and CERTIFICATE_KEY say so)" ;;
             *) die "JOIN_COMMAND has an unexpected argument at position $((i + 1)); expected only --token and --discovery-token-ca-cert-hash" ;;
         esac
         i=$((i + 2))
@@ -89,6 +94,14 @@ main() {
     NODE_PROFILE=${NODE_PROFILE:-host}
     check_node_name_and_profile
     parse_join_command
+    local control_plane=${CONTROL_PLANE:-false}
+    if [[ $control_plane == true ]]; then
+        require_env CERTIFICATE_KEY ADVERTISE_ADDRESS
+        [[ $CERTIFICATE_KEY =~ ^[0-9a-f]{64}$ ]] ||
+            die "CERTIFICATE_KEY is not 64 hex digits (value not shown)"
+        [[ $ADVERTISE_ADDRESS =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+            die "ADVERTISE_ADDRESS must be an IPv4 address, not '${ADVERTISE_ADDRESS}'"
+    fi
     if already_joined; then
         log_skip "node already joined (${KUBELET_CONF} exists, same cluster CA); not running kubeadm join"
         return 0
@@ -96,6 +109,10 @@ main() {
     require_cmd kubeadm
     local args=(join "$ENDPOINT" --token "$TOKEN" --discovery-token-ca-cert-hash "$CA_HASH"
         --node-name "$NODE_NAME" --cri-socket "$CRI_SOCKET")
+    if [[ $control_plane == true ]]; then
+        args+=(--control-plane --certificate-key "$CERTIFICATE_KEY"
+            --apiserver-advertise-address "$ADVERTISE_ADDRESS")
+    fi
     if [[ $NODE_PROFILE == kind ]]; then
         args+=(--skip-phases=preflight)
     elif cgroup_v1_allowed_here; then
@@ -112,6 +129,11 @@ main() {
     rm -f "$output"
     [[ $rc -eq 0 ]] ||
         die "kubeadm join ${ENDPOINT} failed (see its output above; 'kubeadm reset -f' clears a partial join)"
+    if [[ $control_plane == true ]]; then
+        retry "delete kube-system/kubeadm-certs" kubectl_admin -n kube-system delete secret \
+            kubeadm-certs --ignore-not-found >/dev/null ||
+            log_warn "could not delete kube-system/kubeadm-certs; kubeadm deletes it within two hours"
+    fi
     log_step "done"
 }
 

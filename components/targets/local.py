@@ -19,14 +19,17 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
-from components.config import PROJECT, LocalConfig, StackConfig, node_ip
-from components.kubeadm import (
-    ADMIN_KUBECONFIG,
-    API_SERVER_PORT,
-    ClusterHosts,
-    ClusterNode,
+from components.config import (
+    PROJECT,
+    LocalConfig,
+    StackConfig,
+    control_plane_ip,
+    load_balancer_ip,
+    node_ip,
 )
+from components.kubeadm import ADMIN_KUBECONFIG, ClusterHosts, ClusterNode
 from components.targets.docker_host import DockerHost
+from components.targets.local_load_balancer import Backend, LoadBalancer, LoadBalancerArgs
 from components.transport import DockerExecTransport
 
 LOOPBACK = "127.0.0.1"
@@ -111,17 +114,34 @@ class LocalHosts(pulumi.ComponentResource):
         )
         self.network_name = network.name
 
-        names = [config.master_name, *config.worker_names]
+        control_planes = [Backend(node, control_plane_ip(local.network_cidr, index))
+                          for index, node in enumerate(config.control_plane_names)]
+        workers = [Backend(node, node_ip(local.network_cidr, 1 + index))
+                   for index, node in enumerate(config.worker_names)]
+        load_balancer = LoadBalancer(f"{name}-load-balancer", LoadBalancerArgs(
+            name=f"{config.cluster_name}-lb",
+            image=local.load_balancer_image,
+            network_name=network.name,
+            ip=load_balancer_ip(local.network_cidr),
+            api_server_port=local.api_server_port,
+            node_ports=list(local.node_ports),
+            control_planes=control_planes,
+            nodes=[*control_planes, *workers],
+            labels={LABEL_CLUSTER: config.cluster_name, LABEL_ROLE: "load-balancer"},
+        ), opts=child)
         volumes = node_volumes(args.docker_host)
         nodes = [
-            self._node(config, local, node, node_ip(local.network_cidr, index), image, network,
-                       volumes, is_master=index == 0)
-            for index, node in enumerate(names)
+            self._node(config, node, image, network, volumes, load_balancer,
+                       role="control-plane" if index < len(control_planes) else "worker")
+            for index, node in enumerate([*control_planes, *workers])
         ]
         self.cluster_hosts = ClusterHosts(
             master=nodes[0],
-            workers=nodes[1:],
+            control_planes=nodes[1:len(control_planes)],
+            workers=nodes[len(control_planes):],
             api_endpoint=f"{LOOPBACK}:{local.api_server_port}",
+            # Every node and kubeconfig reaches the API through the load balancer, from init on.
+            control_plane_endpoint=load_balancer.endpoint,
             app_host=LOOPBACK,
             cert_sans=[LOOPBACK, "localhost"],
             install=None,  # the kind image ships containerd, kubeadm and kubelet
@@ -146,21 +166,21 @@ class LocalHosts(pulumi.ComponentResource):
     def _node(
         self,
         config: StackConfig,
-        local: LocalConfig,
-        name: str,
-        ip: str,
+        node: Backend,
         image: docker.RemoteImage,
         network: docker.Network,
         volumes: list[docker.ContainerVolumeArgs],
-        is_master: bool,
+        load_balancer: LoadBalancer,
+        role: str,
     ) -> ClusterNode:
+        name = node.name
         container = docker.Container(
             name,
             name=name,
             hostname=name,
             image=image.image_id,
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=network.name, ipv4_address=ip)
+                docker.ContainerNetworksAdvancedArgs(name=network.name, ipv4_address=node.ip)
             ],
             privileged=True,
             # Docker adds label=disable to a privileged container's options unless a label
@@ -178,15 +198,12 @@ class LocalHosts(pulumi.ComponentResource):
             tty=True,
             labels=[
                 docker.ContainerLabelArgs(label=LABEL_CLUSTER, value=config.cluster_name),
-                docker.ContainerLabelArgs(
-                    label=LABEL_ROLE, value="control-plane" if is_master else "worker"
-                ),
+                docker.ContainerLabelArgs(label=LABEL_ROLE, value=role),
             ],
-            envs=[f"KUBECONFIG={ADMIN_KUBECONFIG}"] if is_master else None,
-            ports=master_ports(local) if is_master else None,
+            envs=[f"KUBECONFIG={ADMIN_KUBECONFIG}"] if role == "control-plane" else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Fixed name, IP and host ports: the old container must go first.
+                # Fixed name and IP: the old container must go first.
                 delete_before_replace=True,
                 ignore_changes=CONTAINER_IGNORE_CHANGES,
             ),
@@ -199,9 +216,10 @@ class LocalHosts(pulumi.ComponentResource):
         )
         return ClusterNode(
             name=name,
-            private_ip=ip,
+            private_ip=node.ip,
             transport=DockerExecTransport(name),
-            depends_on=[systemd],
+            # The load balancer answers before kubeadm runs: every kubeconfig names it.
+            depends_on=[systemd, load_balancer.ready],
             identity=container.id,
         )
 
@@ -225,22 +243,3 @@ def node_volumes(host: DockerHost) -> list[docker.ContainerVolumeArgs]:
 def gateway_ip(cidr: str) -> str:
     """The network's first host address: the bridge's gateway (node addresses start at +10)."""
     return str(next(ipaddress.ip_network(cidr).hosts()))
-
-
-def master_ports(local: LocalConfig) -> list[docker.ContainerPortArgs]:
-    """The API server and every configured NodePort, on 127.0.0.1 only.
-
-    All NodePorts are published when the node is created, so adding or changing an app never
-    touches the container. Sorted by internal port, as the provider reads ports back.
-    """
-    api = docker.ContainerPortArgs(
-        internal=API_SERVER_PORT,
-        external=local.api_server_port,
-        ip=LOOPBACK,
-        protocol="tcp",
-    )
-    node_ports = [
-        docker.ContainerPortArgs(internal=port, external=port, ip=LOOPBACK, protocol="tcp")
-        for port in local.node_ports
-    ]
-    return [api, *node_ports]

@@ -5,7 +5,8 @@ perpetual diff -> more nodes than this host's inotify limits allow, refused up f
 the app -> add a worker -> roll out and roll back while a request loop counts failures -> an
 app given the next published port -> scratch volumes -> a stateful app's data across pods,
 scaling, a node restart and its removal -> rebuild the control plane (the worker resets and
-rejoins) -> remove the worker -> destroy. Every check reads the cluster through the exported
+rejoins) -> three control-plane nodes, one stopped and started under a request loop, and back
+to one -> remove the worker -> destroy. Every check reads the cluster through the exported
 kubeconfig and app URL, never through the program's internals.
 """
 
@@ -411,6 +412,84 @@ def test_a_rebuilt_control_plane_is_rejoined_with_a_clean_pod_network(
         assert workspace.docker("exec", master, "curl", "-s", "-o", "/dev/null", "-w",
                                 "%{http_code}", "--max-time", "5", address) == "200", address
     assert http_status(app_url(workspace)) == 200
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+
+ETCD_CURL = ["curl", "-sS", "--max-time", "10", "--cacert", "/etc/kubernetes/pki/etcd/ca.crt",
+             "--cert", "/etc/kubernetes/pki/apiserver-etcd-client.crt",
+             "--key", "/etc/kubernetes/pki/apiserver-etcd-client.key"]
+
+
+def etcd_members(workspace: Workspace, node: str) -> list[str]:
+    """The names of the etcd members, as the member on `node` lists them."""
+    listed = json.loads(workspace.docker("exec", node, *ETCD_CURL, "-X", "POST", "-d", "{}",
+                                         "https://127.0.0.1:2379/v3/cluster/member/list"))
+    return sorted(m.get("name", "") for m in listed["members"])
+
+
+def etcd_healthy(workspace: Workspace, node: str) -> bool:
+    answer = workspace.run(["docker", "exec", node, *ETCD_CURL, "https://127.0.0.1:2379/health"],
+                           check=False)
+    return answer.returncode == 0 and '"health":"true"' in answer.stdout
+
+
+def test_three_control_plane_nodes_keep_the_api_and_the_app_up_when_one_stops(
+    workspace: Workspace,
+) -> None:
+    """Issue 13: controlPlaneNodes 1 -> 3 on the running cluster (its load balancer was the
+    endpoint from init on); etcd reports 3 healthy members; with the master container stopped
+    the API answers through the endpoint and the app keeps serving while a request loop counts
+    failures; started again, its etcd member is healthy again; 3 -> 1 removes the two members
+    before their containers go."""
+    worker = STATE["worker"]
+    master = workspace.outputs()["nodeNames"][0]
+    planes = [master.replace("-master", f"-control-plane-{i}") for i in (1, 2)]
+    workspace.config_set("controlPlaneNodes", "3")
+    changes = workspace.preview_changes()
+    assert changes.count(("create", "docker:index/container:Container")) == 2, changes
+    assert ("update", "command:local:Command") in changes  # the load balancer's backends
+    result = workspace.up()
+    print(f"\ncontrol plane 1 -> 3 nodes: {result.seconds:.1f}s")
+    assert set(nodes(workspace)) == {master, *planes, worker}
+    wait_for("all four nodes Ready", lambda: all(nodes(workspace).values()))
+    assert etcd_members(workspace, master) == sorted([master, *planes])
+    wait_for("every etcd member healthy", lambda: all(
+        etcd_healthy(workspace, node) for node in (master, *planes)))
+    workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
+
+    url = app_url(workspace)
+    with RequestLoop(url, max_seconds=600) as loop:
+        time.sleep(5)
+        workspace.docker("stop", master)
+        stopped = time.monotonic()
+        # The API answers through the load balancer with one member of three gone.
+        wait_for("the API answering without the master", lambda: workspace.run(
+            ["kubectl", "--kubeconfig", str(workspace.kubeconfig), "get", "--raw=/readyz"],
+            check=False).returncode == 0, timeout=120)
+        print(f"API answering without the master {time.monotonic() - stopped:.1f}s after "
+              "it stopped")
+        wait_for("the master NotReady", lambda: not nodes(workspace).get(master), timeout=120)
+        time.sleep(10)
+        workspace.docker("start", master)
+        wait_for("etcd on the master healthy again", lambda: etcd_healthy(workspace, master),
+                 timeout=300)
+        wait_for("the master Ready again", lambda: nodes(workspace).get(master), timeout=300)
+        time.sleep(5)
+    print(f"requests while the master was stopped and started: {loop.total}, "
+          f"{loop.failures} failed ({loop.describe_failures()})")
+    assert loop.total > 100
+    assert loop.failures <= loop.total // 100, loop.describe_failures()
+    assert etcd_members(workspace, planes[0]) == sorted([master, *planes])
+
+    workspace.config_set("controlPlaneNodes", "1")
+    changes = workspace.preview_changes()
+    assert changes.count(("delete", "docker:index/container:Container")) == 2, changes
+    result = workspace.up()
+    print(f"control plane 3 -> 1 nodes: {result.seconds:.1f}s")
+    assert "removing etcd member" in result.stdout
+    assert etcd_members(workspace, master) == [master]
+    assert set(nodes(workspace)) == {master, worker}
+    assert http_status(url) == 200
     workspace.pulumi("preview", "--expect-no-changes", "--skip-plugin-pre-install")
 
 

@@ -70,7 +70,7 @@ def drain_step(machine: Machine, node: str = "w1") -> str:
 
 def scheduling_step(machine: Machine, has_workers: bool) -> str:
     return DockerExecTransport(machine.name).inline_command(
-        control_plane_scheduling_command("cp1", has_workers)
+        control_plane_scheduling_command(["cp1"], has_workers)
     )
 
 

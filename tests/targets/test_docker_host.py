@@ -112,9 +112,10 @@ def test_a_failing_docker_info_is_one_clear_error() -> None:
 
 def test_the_program_mounts_dev_mapper_on_a_btrfs_engine(run_program: ProgramRunner) -> None:
     plain = run_program("dev", workers=1)
-    assert all(DEV_MAPPER not in c.inputs["volumes"] for c in plain.of_type(CONTAINER))
+    assert all(DEV_MAPPER not in c.inputs.get("volumes", [])
+               for c in plain.of_type(CONTAINER))
     btrfs = run_program("dev", workers=1, docker_host=DockerHost("btrfs"))
-    containers = btrfs.of_type(CONTAINER)
+    containers = [c for c in btrfs.of_type(CONTAINER) if "volumes" in c.inputs]  # the nodes
     assert len(containers) == 2
     assert all(DEV_MAPPER in c.inputs["volumes"] for c in containers)
 

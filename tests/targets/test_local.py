@@ -24,6 +24,7 @@ from tests.conftest import ComponentRunner, ProgramRun
 from tests.program import WiredCluster, run_cluster_on
 
 MASTER = "kubeadm-dev-master"
+LOAD_BALANCER = "kubeadm-dev-lb"
 WORKERS = ["kubeadm-dev-worker-0", "kubeadm-dev-worker-1"]
 CONTAINER = "docker:index/container:Container"
 COMMAND = "command:local:Command"
@@ -41,6 +42,10 @@ def run_local(run_components: ComponentRunner, **overrides: Any) -> tuple[Progra
         run_components, lambda config: LocalHosts(config.cluster_name, LocalHostsArgs(config)),
         "dev", **overrides,
     )
+
+
+def node_containers(run: ProgramRun) -> list[Any]:
+    return [c for c in run.of_type(CONTAINER) if c.name != LOAD_BALANCER]
 
 
 def exported_env(stdin: str) -> dict[str, str]:
@@ -69,8 +74,9 @@ def local(run_components: ComponentRunner, workers: int) -> tuple[ProgramRun, Wi
 
 def test_node_image_is_pulled_once_and_kept(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
-    (image,) = run.of_type("docker:index/remoteImage:RemoteImage")
-    assert image.inputs == {"name": NODE_IMAGE, "keepLocally": True}
+    images = [i.inputs for i in run.of_type("docker:index/remoteImage:RemoteImage")]
+    assert images == [{"name": NODE_IMAGE, "keepLocally": True},
+                      {"name": "public.ecr.aws/docker/library/haproxy:3.2", "keepLocally": True}]
 
 
 def test_network_has_the_configured_subnet_and_first_host_as_gateway(
@@ -93,7 +99,7 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
     local: tuple[ProgramRun, Wired], workers: int
 ) -> None:
     run, wired = local
-    containers = {c.name: c.inputs for c in run.of_type(CONTAINER)}
+    containers = {c.name: c.inputs for c in node_containers(run)}
     expected_ips = {MASTER: "172.30.0.10"} | {
         f"kubeadm-dev-worker-{i}": f"172.30.0.{11 + i}" for i in range(workers)
     }
@@ -111,7 +117,7 @@ def test_one_container_per_node_with_fixed_name_hostname_and_ip(
 
 def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
-    for container in run.of_type(CONTAINER):
+    for container in node_containers(run):
         values = container.inputs
         role = "control-plane" if container.name == MASTER else "worker"
         assert values["privileged"] is True
@@ -136,7 +142,7 @@ def test_containers_run_as_kind_runs_its_nodes(local: tuple[ProgramRun, Wired]) 
         assert not set(container.ignore_changes) & set(values)
 
 
-def test_master_publishes_api_and_every_node_port_on_loopback(
+def test_the_load_balancer_publishes_api_and_every_node_port_on_loopback(
     local: tuple[ProgramRun, Wired],
 ) -> None:
     run, wired = local
@@ -146,10 +152,11 @@ def test_master_publishes_api_and_every_node_port_on_loopback(
         {"internal": port, "external": port, "ip": "127.0.0.1", "protocol": "tcp"}
         for port in range(30080, 30090)
     ]
-    assert master["ports"] == expected
-    for worker in run.of_type(CONTAINER):
-        if worker.name != MASTER:
-            assert "ports" not in worker.inputs and "envs" not in worker.inputs
+    assert run.named(LOAD_BALANCER).inputs["ports"] == expected
+    for node in node_containers(run):
+        assert "ports" not in node.inputs
+        if node.name != MASTER:
+            assert "envs" not in node.inputs
     nodes = wired.hosts.cluster_hosts
     assert nodes.api_endpoint == "127.0.0.1:6443"
     assert nodes.app_host == "127.0.0.1"
@@ -164,7 +171,7 @@ def test_api_server_port_and_node_port_range_come_from_config(
         run_components, apiServerPort="16443", localNodePorts="31000-31002",
         apps=[{"name": "web", "image": "nginx:1.27.3", "port": 80, "nodePort": 31001}],
     )
-    ports = run.named(MASTER).inputs["ports"]
+    ports = run.named(LOAD_BALANCER).inputs["ports"]
     assert [(p["internal"], p["external"]) for p in ports] == [
         (6443, 16443), (31000, 31000), (31001, 31001), (31002, 31002),
     ]
@@ -178,7 +185,7 @@ def test_api_server_port_and_node_port_range_come_from_config(
 
 def test_each_node_waits_for_systemd_before_any_step(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
-    containers = run.of_type(CONTAINER)
+    containers = node_containers(run)
     for container in containers:
         wait = run.named(f"{container.name}-systemd")
         assert wait.inputs == {
@@ -354,7 +361,84 @@ def test_scale_out_leaves_the_master_untouched(run_components: ComponentRunner) 
         assert (before.delete_before_replace, before.ignore_changes) == (
             after.delete_before_replace, after.ignore_changes
         )
-    assert len(three.of_type(CONTAINER)) == 3
+    assert len(three.of_type(CONTAINER)) == 4  # the load balancer and three nodes
+    # The load balancer's container stays; only the configuration it is given changes.
+    lb_one, lb_three = one.named(LOAD_BALANCER), three.named(LOAD_BALANCER)
+    assert [p for p in lb_one.inputs if p != "uploads"] == [
+        p for p in lb_three.inputs if p != "uploads"]
+    assert lb_three.ignore_changes and "uploads" in lb_three.ignore_changes
+    config_one = one.named("kubeadm-dev-load-balancer-config").inputs["stdin"]
+    config_three = three.named("kubeadm-dev-load-balancer-config").inputs["stdin"]
+    assert "kubeadm-dev-worker-1 172.30.0.12:30080 check" not in config_one
+    assert "kubeadm-dev-worker-1 172.30.0.12:30080 check" in config_three
+
+
+# -- the load balancer and several control-plane nodes ---------------------------------------
+
+
+def test_the_api_endpoint_is_the_load_balancer_from_init_on(
+    local: tuple[ProgramRun, Wired], workers: int,
+) -> None:
+    run, wired = local
+    lb = run.named(LOAD_BALANCER)
+    assert lb.inputs["networksAdvanced"] == [{"name": "kubeadm-dev", "ipv4Address": "172.30.0.3"}]
+    assert lb.inputs["restart"] == "unless-stopped"
+    assert lb.delete_before_replace
+    env = exported_env(run.named(f"{MASTER}-init").inputs["stdin"])
+    assert env["CONTROL_PLANE_ENDPOINT"] == "172.30.0.3:6443"
+    assert wired.hosts.cluster_hosts.control_plane_endpoint == "172.30.0.3:6443"
+    config = run.named("kubeadm-dev-load-balancer-config")
+    assert config.inputs["create"].startswith(f"docker exec -i -u 0 {LOAD_BALANCER} sh -c ")
+    assert "haproxy -c -q -f" in config.inputs["create"]  # a bad config is never installed
+    assert run.depends_on(run.named(f"{MASTER}-init"), config)
+    haproxy = config.inputs["stdin"]
+    assert lb.inputs["uploads"] == [
+        {"file": "/usr/local/etc/haproxy/haproxy.cfg", "content": haproxy}]
+    # The API goes to the control-plane nodes, checked on /readyz over TLS; each published
+    # NodePort goes to every node.
+    api = haproxy.split("\nbackend kube-apiservers\n")[1].split("frontend")[0]
+    assert "  server kubeadm-dev-master 172.30.0.10:6443 check check-ssl verify none" in api
+    assert "option httpchk GET /readyz" in api and "worker" not in api
+    for i in range(workers):
+        assert f"  server kubeadm-dev-worker-{i} 172.30.0.{11 + i}:30089 check" in haproxy
+    assert haproxy.count("frontend node-port-") == 10
+
+
+def test_three_control_plane_nodes_join_one_at_a_time_behind_the_load_balancer(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_local(run_components, workers=1, controlPlaneNodes="3")
+    planes = ["kubeadm-dev-control-plane-1", "kubeadm-dev-control-plane-2"]
+    containers = {c.name: c.inputs for c in node_containers(run)}
+    assert {n: containers[n]["networksAdvanced"][0]["ipv4Address"] for n in planes} == {
+        planes[0]: "172.30.0.9", planes[1]: "172.30.0.8"}
+    # Workers keep their addresses whatever the control plane's size.
+    assert containers["kubeadm-dev-worker-0"]["networksAdvanced"][0]["ipv4Address"] == \
+        "172.30.0.11"
+    for name in planes:
+        assert {"label": "kubeadm-cluster.role", "value": "control-plane"} in \
+            containers[name]["labels"]
+        token = exported_env(run.named(f"{name}-join-token").inputs["stdin"])
+        assert token["CONTROL_PLANE"] == "true"
+        env = exported_env(run.named(f"{name}-join").inputs["stdin"])
+        assert env["CONTROL_PLANE"] == "true"
+        assert env["ADVERTISE_ADDRESS"] == containers[name]["networksAdvanced"][0]["ipv4Address"]
+        assert "CERTIFICATE_KEY" in env
+        assert "stdin" in run.named(f"{name}-join").secret_inputs
+        drain = run.named(f"{name}-drain").inputs["delete"]
+        assert "remove-etcd-member.sh" in drain and f"MEMBER_NAME={name}" in drain
+    # One at a time: the second node's fresh key is made after the first has joined.
+    assert run.depends_on(run.named(f"{planes[1]}-join-token"), run.named(f"{planes[0]}-join"))
+    worker_token = exported_env(run.named("kubeadm-dev-worker-0-join-token").inputs["stdin"])
+    assert "CONTROL_PLANE" not in worker_token
+    ready = exported_env(run.named("kubeadm-dev-ready").inputs["stdin"])
+    assert ready["EXPECTED_NODES"].split() == [MASTER, *planes, "kubeadm-dev-worker-0"]
+    haproxy = run.named("kubeadm-dev-load-balancer-config").inputs["stdin"]
+    api = haproxy.split("\nbackend kube-apiservers\n")[1].split("frontend")[0]
+    assert [line.split()[1] for line in api.splitlines() if "server " in line] == [
+        MASTER, *planes]
+    scheduling = run.named("kubeadm-dev-control-plane-scheduling").inputs["create"]
+    assert all(name in scheduling for name in (MASTER, *planes))
 
 
 def test_a_stack_without_local_config_is_refused(run_components: ComponentRunner) -> None:
