@@ -338,13 +338,18 @@ class MachineHost:
 
 @dataclass(frozen=True)
 class MachinesConfig:
-    control_plane: MachineHost
+    control_plane: MachineHost  # the first control-plane host: kubeadm init runs on it
     workers: tuple[MachineHost, ...]
     # Secret config; None: the SSH agent of whoever runs pulumi (SSH_AUTH_SOCK).
     ssh_private_key: str | None
     ssh_user: str
     package_source: PackageSource
     api_endpoint: str  # host:port written into the exported kubeconfig
+    # The other control-plane hosts (kubeadm join --control-plane), in join order.
+    control_planes: tuple[MachineHost, ...] = ()
+    # True when apiEndpoint was given: it is then kubeadm's controlPlaneEndpoint from init on
+    # (several control-plane hosts need it), not only the exported kubeconfig's server.
+    api_endpoint_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -1374,14 +1379,20 @@ def parse_machines(
     control_raw = errors.check(lambda: parse_json_list(
         "controlPlaneHosts", values.get("controlPlaneHosts") or []))
     control: MachineHost | None = None
+    more_control: list[MachineHost | None] = []
     if control_raw is not None:
-        if len(control_raw) != 1:
-            errors.add("controlPlaneHosts", values.get("controlPlaneHosts"),
-                       "a list of exactly one host (address, privateIp, hostKey, ...): the "
-                       "control-plane node")
+        if len(control_raw) not in range(1, MAX_CONTROL_PLANE_NODES + 1, 2):
+            errors.add("controlPlaneHosts", f"{len(control_raw)} hosts",
+                       "a list of 1, 3, 5 or 7 hosts (address, privateIp, hostKey, ...): the "
+                       "control-plane nodes; etcd needs a majority of them, so an even count "
+                       "tolerates no more lost members than the odd count below it")
         else:
             control = parse_machine_host("controlPlaneHosts[0]", control_raw[0],
                                          f"{cluster_name}-master", ssh_user, errors)
+            more_control = [
+                parse_machine_host(f"controlPlaneHosts[{i}]", raw,
+                                   f"{cluster_name}-control-plane-{i}", ssh_user, errors)
+                for i, raw in enumerate(control_raw[1:], start=1)]
     worker_raw = errors.check(lambda: parse_json_list(
         "workerHosts", values.get("workerHosts") or [])) or []
     if len(worker_raw) > MAX_WORKERS:
@@ -1392,6 +1403,7 @@ def parse_machines(
         for i, raw in enumerate(worker_raw)
     ]
     hosts = [("controlPlaneHosts[0]", control),
+             *((f"controlPlaneHosts[{i}]", c) for i, c in enumerate(more_control, start=1)),
              *((f"workerHosts[{i}]", w) for i, w in enumerate(workers))]
     seen: dict[tuple[str, object], str] = {}
     for where, host in hosts:
@@ -1413,10 +1425,24 @@ def parse_machines(
         "docker",
     ))
     private_key = errors.check(lambda: parse_secret_key(values))
+    api_endpoint_given = values.get("apiEndpoint") not in (None, "")
     api_endpoint = errors.check(lambda: optional(
         values, "apiEndpoint", lambda v: parse_endpoint("apiEndpoint", v),
         f"{control.address}:6443" if control is not None else "",
     ))
+    if more_control and not api_endpoint_given:
+        errors.add("apiEndpoint", None,
+                   "host:port of a load balancer or DNS name in front of every "
+                   "control-plane host's API server (port 6443), which every node can reach: "
+                   "with several control-plane hosts it is kubeadm's controlPlaneEndpoint")
+    elif more_control and api_endpoint is not None:
+        endpoint_host = api_endpoint.rsplit(":", 1)[0]
+        for i, host in enumerate([control, *more_control]):
+            if host is not None and endpoint_host in (host.address, host.private_ip):
+                errors.add("apiEndpoint", api_endpoint,
+                           f"an address that is not controlPlaneHosts[{i}]'s own: a load "
+                           "balancer or DNS name in front of every control-plane host, so the "
+                           "API outlives any one of them")
     if len(errors.errors) > found or control is None or package_source is None \
             or api_endpoint is None:
         return None
@@ -1427,6 +1453,8 @@ def parse_machines(
         ssh_user=ssh_user,
         package_source=package_source,
         api_endpoint=api_endpoint,
+        control_planes=tuple(c for c in more_control if c is not None),
+        api_endpoint_given=api_endpoint_given,
     )
 
 
@@ -1489,7 +1517,7 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
         errors.raise_if_any()
         assert cluster is not None and machines is not None and apps is not None
         return StackConfig(cluster_name, "machines", len(machines.workers), cluster, apps, None,
-                           None, machines, control_planes or 1)
+                           None, machines, 1 + len(machines.control_planes))
     for machines_only in MACHINES_ONLY_KEYS:
         if values.get(machines_only) not in (None, ""):
             errors.add(machines_only, values[machines_only],
@@ -1518,18 +1546,23 @@ def parse_control_plane_nodes(values: Mapping[str, object], target: Target | Non
     """controlPlaneNodes: 1 (default), 3, 5 or 7 kubeadm control-plane nodes (stacked etcd).
 
     An even count is refused: it tolerates no more lost members than the odd count below it
-    and needs one more for quorum. Several are supported on target local so far.
+    and needs one more for quorum. Several are supported on target local so far (on machines
+    the controlPlaneHosts list says how many).
     """
+    if target == "machines" and values.get("controlPlaneNodes") not in (None, ""):
+        raise ConfigError("controlPlaneNodes", values["controlPlaneNodes"],
+                          "no controlPlaneNodes on target machines: the control-plane nodes "
+                          "are the controlPlaneHosts list")
     count = optional(values, "controlPlaneNodes", lambda v: parse_int(
         "controlPlaneNodes", v, 1, MAX_CONTROL_PLANE_NODES), 1)
     if count % 2 == 0:
         raise ConfigError("controlPlaneNodes", count,
                           "an odd number from 1 to 7: etcd needs a majority of its members, so "
                           f"{count} tolerate no more lost members than {count - 1}")
-    if count > 1 and target in ("aws", "machines"):
+    if count > 1 and target == "aws":
         raise ConfigError("controlPlaneNodes", count,
-                          f"1 on target {target}: several control-plane nodes are supported on "
-                          "target local so far (README, High availability)")
+                          "1 on target aws: several control-plane nodes are supported on "
+                          "targets local and machines so far (README, High availability)")
     return count
 
 

@@ -19,7 +19,7 @@ Step graph (each arrow is a dependency):
                                           (drain's delete drains and removes the Node; it is
                                            deleted after the join and before the host; a
                                            control-plane node's also removes its etcd member)
-    master kubernetes -> worker1 kubernetes -> worker2 kubernetes -> ...
+    master kubernetes -> control plane 1 kubernetes -> ... -> worker1 kubernetes -> ...
          (nothing when created; when the version changes, one worker at a time: drain, packages,
           `kubeadm upgrade node`, kubelet restart, Ready, uncordon)
     init -> control-plane-scheduling     (untainted while the master is the only node)
@@ -220,12 +220,14 @@ class KubeadmCluster(pulumi.ComponentResource):
         # Control-plane nodes join one at a time: each join adds an etcd member, and etcd
         # takes one new member at a time (kubeadm's HA guide joins them in turn).
         control_plane_joins: list[CommandResource] = []
-        for node in args.hosts.control_planes:
-            control_plane_joins.append(self._join(node, init, master_version,
-                                                  after=control_plane_joins[-1:],
-                                                  control_plane=True))
-        joins = list(control_plane_joins)
         previous = master_version
+        for node in args.hosts.control_planes:
+            join = self._join(node, init, master_version, after=control_plane_joins[-1:],
+                              control_plane=True)
+            control_plane_joins.append(join)
+            previous = self._kubernetes(node, [join], previous=previous,
+                                        role="additional-control-plane")
+        joins = list(control_plane_joins)
         for worker in args.hosts.workers:
             join = self._join(worker, init, master_version)
             joins.append(join)
@@ -338,19 +340,22 @@ class KubeadmCluster(pulumi.ComponentResource):
         after: Sequence[pulumi.Resource],
         previous: Sequence[pulumi.Resource] | None,
         admin_kubeconfig: pulumi.Input[str] | None = None,
+        role: str = "worker",
     ) -> list[CommandResource]:
         """The step that holds a node's kubernetesVersion (upgrade-node.sh), or nothing on kind.
 
         The master's (`previous` None) installs the packages when created, before init, and
         upgrades the control plane when the version changes. A worker's runs only when the
         version changes (its packages come with its join), after the step before it in the
-        chain, and reaches the API with the admin kubeconfig to drain and uncordon itself.
+        chain, and reaches the API with the admin kubeconfig to drain and uncordon itself. An
+        additional control-plane node's (role "additional-control-plane") runs in the chain
+        after the master's and before the workers', with its own admin.conf.
         """
         if self._args.hosts.install is None:
             return []
         cluster = self._args.cluster
         env: dict[str, pulumi.Input[str]] = {
-            "ROLE": "control-plane" if previous is None else "worker",
+            "ROLE": "control-plane" if previous is None else role,
             "NODE_NAME": node.name,
             "KUBERNETES_VERSION": str(cluster.kubernetes_version),
             "DRAIN_TIMEOUT": f"{cluster.drain_timeout_seconds}s",

@@ -35,6 +35,8 @@ main() {
     version=$(awk '$1 == "kubernetesVersion:" { print $2 }' <<<"$config")
     [[ $version =~ ^v1\.[0-9]+\.[0-9]+$ ]] || die "kubeadm-config names no kubernetesVersion like v1.31.4 (found '${version}')"
     if [[ ${CONTROL_PLANE:-false} == true ]]; then
+        grep -Eq '^controlPlaneEndpoint: *[^ ]' <<<"$config" ||
+            die "this cluster was initialised without a controlPlaneEndpoint, so kubeadm cannot add a control-plane node to it: every kubeconfig names the first node. Rebuild it with the endpoint (README, High availability)"
         local key
         key=$(kubeadm certs certificate-key) || die "kubeadm certs certificate-key failed"
         [[ $key =~ ^[0-9a-f]{64}$ ]] || die "kubeadm certs certificate-key did not print 64 hex digits"

@@ -13,7 +13,9 @@
 # Rerunning resumes: a node already at the version is left alone, a node this script cordoned
 # is uncordoned once it is. A node that is not in a cluster yet is left to install-kubeadm.sh.
 # Environment:
-#   ROLE                  control-plane | worker
+#   ROLE                  control-plane (the first: `kubeadm upgrade apply`) |
+#                         additional-control-plane (another: `kubeadm upgrade node`, after the
+#                         first, as kubeadm's upgrade guide orders them) | worker
 #   NODE_NAME             this node's Kubernetes name
 #   KUBERNETES_VERSION    a minor (1.32: any patch of it; the newest when moving to it) or a patch
 #   ADMIN_KUBECONFIG      worker: the cluster's admin kubeconfig (its content; kept in a file only
@@ -36,7 +38,7 @@ k() { kubectl --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
 validate() {
     require_env ROLE NODE_NAME
-    case $ROLE in control-plane | worker) ;; *) die "ROLE must be 'control-plane' or 'worker', not '${ROLE}'" ;; esac
+    case $ROLE in control-plane | additional-control-plane | worker) ;; *) die "ROLE must be 'control-plane', 'additional-control-plane' or 'worker', not '${ROLE}'" ;; esac
     NODE_PROFILE=host check_node_name_and_profile
     DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300s}
     [[ $DRAIN_TIMEOUT =~ ^[0-9]+(s|m|h)$ ]] || die "DRAIN_TIMEOUT must be a duration like 300s or 5m, not '${DRAIN_TIMEOUT}'"
@@ -45,7 +47,7 @@ validate() {
 }
 
 use_kubeconfig() {
-    if [[ $ROLE == control-plane ]]; then
+    if [[ $ROLE != worker ]]; then
         [[ -f $ADMIN_CONF ]] || die "${ADMIN_CONF} is missing: this is not an initialised control-plane node"
         KUBECONFIG_FILE=$ADMIN_CONF
         return 0
@@ -93,7 +95,7 @@ choose_target() {
         TARGET=$cluster
         return 0
     fi
-    if [[ $ROLE == worker ]]; then
+    if [[ $ROLE != control-plane ]]; then
         die "the control plane runs Kubernetes ${cluster}, not ${PATCH:-${MINOR}}: it is upgraded first, by its own step; run pulumi up again"
     fi
     use_repository
@@ -202,7 +204,7 @@ upgrade_kubelet() {
         log_info "${NODE_NAME} is the only node that can run pods: not drained"
     fi
     repository_configured || use_repository
-    if [[ $ROLE == worker ]]; then
+    if [[ $ROLE != control-plane ]]; then
         install_held "$TARGET" kubeadm
         log_step "kubeadm upgrade node"
         # shellcheck disable=SC2046 # no flag, or one without spaces

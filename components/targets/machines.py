@@ -48,7 +48,7 @@ def machine_identity(host: MachineHost) -> str:
 
 
 class MachineHosts(pulumi.ComponentResource):
-    """The control-plane machine and the worker machines of target `machines`, as ClusterNodes.
+    """The control-plane machines and the worker machines of target `machines`, as ClusterNodes.
 
     Every SSH connection pins the host key from config (`hostKey`): a machine presenting
     another key is refused by pulumi-command ("ssh: handshake failed: ssh: host key mismatch").
@@ -70,10 +70,11 @@ class MachineHosts(pulumi.ComponentResource):
             pulumi.Output.secret(cfg.ssh_private_key) if cfg.ssh_private_key is not None else None
         )
         master = self._node(cfg.control_plane, private_key)
+        control_planes = [self._node(host, private_key) for host in cfg.control_planes]
         workers = [self._node(host, private_key) for host in cfg.workers]
 
         login = SshLogin(cfg.ssh_user, None, f"{args.config.cluster_name}-known_hosts")
-        hosts = [cfg.control_plane, *cfg.workers]
+        hosts = [cfg.control_plane, *cfg.control_planes, *cfg.workers]
         self.ssh_commands = {
             host.name: login.command(host.name, host.address, port=host.port, user=host.user)
             for host in hosts
@@ -84,10 +85,15 @@ class MachineHosts(pulumi.ComponentResource):
         endpoint_host = cfg.api_endpoint.rsplit(":", 1)[0]
         self.cluster_hosts = ClusterHosts(
             master=master,
+            control_planes=control_planes,
             workers=workers,
             api_endpoint=cfg.api_endpoint,
+            # A given apiEndpoint is kubeadm's controlPlaneEndpoint from init on, so the control
+            # plane can grow later; without one the kubeconfigs name the first host, as before.
+            control_plane_endpoint=cfg.api_endpoint if cfg.api_endpoint_given else None,
             app_host=cfg.control_plane.address,
-            cert_sans=[endpoint_host, cfg.control_plane.address],
+            cert_sans=[endpoint_host, cfg.control_plane.address,
+                       *(host.address for host in cfg.control_planes)],
             install=NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user),
             profile="host",
             cni="flannel",

@@ -3,6 +3,7 @@ machines section of the config (stack machines, as shipped in Pulumi.machines.ya
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from typing import Any
 
@@ -156,6 +157,59 @@ def test_api_endpoint_defaults_to_the_control_plane_address_and_can_be_set(
     assert "export CERT_SANS=k8s.example.com,192.0.2.10\n" in init_env
 
 
+def env_of(step: Registration) -> dict[str, str]:
+    """The `export KEY=value` lines of a step's stdin."""
+    env = {}
+    for line in step.inputs["stdin"].split("#!/usr/bin/env bash")[0].splitlines():
+        if not line.startswith("export "):
+            continue  # a multi-line value's other lines
+        key, _, value = line[len("export "):].partition("=")
+        try:
+            env[key] = shlex.split(value)[0] if value else ""
+        except ValueError:  # the first line of a multi-line value
+            env[key] = value
+    return env
+
+
+def test_three_control_plane_hosts_join_in_turn_behind_the_given_endpoint(
+    run_components: ComponentRunner,
+) -> None:
+    planes = [f"{CLUSTER}-control-plane-1", f"{CLUSTER}-control-plane-2"]
+    run, wired = run_machines(run_components, controlPlaneHosts=[host(0), host(1), host(2)],
+                              workerHosts=[host(3)], apiEndpoint="k8s.example.com")
+    assert wired.cluster.node_names == [MASTER, *planes, worker(0)]
+    init = env_of(run.named(f"{MASTER}-init"))
+    assert init["CONTROL_PLANE_ENDPOINT"] == "k8s.example.com:6443"
+    assert init["CERT_SANS"] == "k8s.example.com,192.0.2.20,192.0.2.21,192.0.2.22"
+    for index, name in enumerate(planes, start=1):
+        join = run.named(f"{name}-join")
+        assert join.inputs["connection"]["host"] == f"192.0.2.{20 + index}"
+        env = env_of(join)
+        assert (env["CONTROL_PLANE"], env["ADVERTISE_ADDRESS"]) == (
+            "true", f"192.0.2.{20 + index}")
+        assert env_of(run.named(f"{name}-join-token"))["CONTROL_PLANE"] == "true"
+        assert "remove-etcd-member.sh" in run.named(f"{name}-drain").inputs["delete"]
+    assert run.depends_on(run.named(f"{planes[1]}-join-token"), run.named(f"{planes[0]}-join"))
+    # Upgrades go master, then the other control-plane nodes, then the workers, one at a time.
+    roles = {name: env_of(run.named(f"{name}-kubernetes"))["ROLE"]
+             for name in (MASTER, *planes, worker(0))}
+    assert roles == {MASTER: "control-plane", planes[0]: "additional-control-plane",
+                     planes[1]: "additional-control-plane", worker(0): "worker"}
+    chain = [MASTER, *planes, worker(0)]
+    for before, after in itertools.pairwise(chain):
+        assert run.depends_on(run.named(f"{after}-kubernetes"), run.named(f"{before}-kubernetes"))
+    assert "ADMIN_KUBECONFIG" not in env_of(run.named(f"{planes[0]}-kubernetes"))
+
+
+def test_one_control_plane_host_gets_an_endpoint_only_when_one_is_given(
+    run_components: ComponentRunner,
+) -> None:
+    run, _ = run_machines(run_components)
+    assert "CONTROL_PLANE_ENDPOINT" not in env_of(run.named(f"{MASTER}-init"))
+    run, _ = run_machines(run_components, apiEndpoint="k8s.example.com")
+    assert env_of(run.named(f"{MASTER}-init"))["CONTROL_PLANE_ENDPOINT"] == "k8s.example.com:6443"
+
+
 def test_the_whole_program_exports_ssh_access_for_machines(run_program: ProgramRunner) -> None:
     run = run_program("machines")
     assert run.outputs["target"] == "machines"
@@ -231,6 +285,10 @@ def test_duplicate_machines_are_refused() -> None:
     [
         ({"controlPlaneHosts": []}, "controlPlaneHosts"),
         ({"controlPlaneHosts": [host(0), host(1)]}, "controlPlaneHosts"),
+        ({"controlPlaneHosts": [host(0), host(1), host(2)]}, "apiEndpoint"),
+        ({"controlPlaneHosts": [host(0), host(1), host(2)], "apiEndpoint": "192.0.2.21"},
+         "apiEndpoint"),
+        ({"controlPlaneNodes": "3"}, "controlPlaneNodes"),
         ({"apiEndpoint": "https://k8s.example.com"}, "apiEndpoint"),
         ({"sshPrivateKey": "not a key"}, "sshPrivateKey"),
         ({"sshPublicKey": KEY}, "sshPublicKey"),
