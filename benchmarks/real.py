@@ -3,6 +3,7 @@ cluster` on the same locally built node image, in the same run.
 
     make tools && venv/bin/python -m benchmarks.real            # 3 rounds (about 15 minutes)
     venv/bin/python -m benchmarks.real --rounds 1 --json out.json
+    venv/bin/python -m benchmarks.real --rounds 1 --ha           # 3 control planes + 1 worker
 
 Each round, on this machine (not part of CI):
 - this project: from a fresh stack, `pulumi up` start to the default app answering HTTP 200 at
@@ -10,6 +11,10 @@ Each round, on this machine (not part of CI):
   Ready), roll out a new image tag, add a worker (until it is Ready), and `pulumi destroy`;
 - kind: `kind create cluster --image <the same node image> --wait 10m` (kind's CLI built from
   its Go module), until its node is Ready, then `kind delete cluster`.
+With --ha each round instead brings up 1 control-plane node + 1 worker and 3 control-plane
+nodes + 1 worker with each tool (this project: controlPlaneNodes 3, workers 1, until the app
+answers and every node is Ready; kind: a config with three control-plane nodes and a worker,
+`--wait 10m`), then destroys it.
 The table gives the median over the rounds, and every round's figure.
 """
 
@@ -97,18 +102,53 @@ def project_round(workspace: Workspace) -> dict[str, float]:
     return figures
 
 
-def kind_round(workspace: Workspace) -> dict[str, float]:
+def project_ha_round(workspace: Workspace) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for planes in (1, 3):
+        workspace.reset_stack_file()
+        workspace.fresh_stack()
+        workspace.config_set("workers", "1")
+        workspace.config_set("controlPlaneNodes", str(planes))
+        start = time.monotonic()
+        workspace.up()
+        url = next(iter(workspace.outputs()["apps"].values()))["url"]
+        workspace.write_kubeconfig()
+        nodes = planes + 1
+        wait_until(lambda url=url, nodes=nodes: answers(url)  # type: ignore[misc]
+                   and ready_count(workspace, "nodes") == nodes)
+        figures[f"bring-up, {planes} control plane + 1 worker"] = time.monotonic() - start
+        workspace.pulumi("destroy", "--yes", "--skip-preview")
+    return figures
+
+
+def kind_config(control_planes: int = 1, workers: int = 0) -> str:
+    """kind's cluster config: the nodes, and on a cgroup v1 host failCgroupV1: false."""
+    text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n"
+    text += "  - role: control-plane\n" * control_planes + "  - role: worker\n" * workers
+    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        text += KIND_CGROUP_V1_CONFIG.split("\n", 2)[2]
+    return text
+
+
+def kind_round(workspace: Workspace, shapes: tuple[tuple[int, int], ...] = ((1, 0),)
+               ) -> dict[str, float]:
+    """`kind create cluster` for each (control planes, workers) shape, then its deletion."""
     def run(*args: str) -> None:
         workspace.run(["kind", *args], timeout=900)
 
-    run("delete", "cluster", "--name", KIND_CLUSTER)
-    create = ["create", "cluster", "--name", KIND_CLUSTER, "--image", node_image(), "--wait", "10m"]
-    if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
-        config = E2E_DIR / "kind-cgroup-v1.yaml"
-        config.write_text(KIND_CGROUP_V1_CONFIG)
-        create += ["--config", str(config)]
-    figures = {"bring-up": timed(lambda: run(*create))}
-    figures["destroy"] = timed(lambda: run("delete", "cluster", "--name", KIND_CLUSTER))
+    figures = {}
+    for control_planes, workers in shapes:
+        run("delete", "cluster", "--name", KIND_CLUSTER)
+        config = E2E_DIR / "kind-config.yaml"
+        config.write_text(kind_config(control_planes, workers))
+        create = ["create", "cluster", "--name", KIND_CLUSTER, "--image", node_image(),
+                  "--wait", "10m", "--config", str(config)]
+        label = "bring-up" if (control_planes, workers) == (1, 0) else (
+            f"bring-up, {control_planes} control plane + {workers} worker")
+        figures[label] = timed(lambda create=create: run(*create))  # type: ignore[misc]
+        figures["destroy" if label == "bring-up" else f"destroy, {control_planes} control "
+                f"plane + {workers} worker"] = timed(
+            lambda: run("delete", "cluster", "--name", KIND_CLUSTER))
     return figures
 
 
@@ -126,6 +166,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--ha", action="store_true",
+                        help="1 vs 3 control-plane nodes (+ 1 worker) with each tool")
     args = parser.parse_args(argv)
 
     workspace = Workspace()
@@ -135,9 +177,11 @@ def main(argv: list[str]) -> int:
     try:
         for number in range(1, args.rounds + 1):
             print(f"round {number}/{args.rounds}: this project", file=sys.stderr)
-            results["this project (dev)"].append(project_round(workspace))
+            results["this project (dev)"].append(
+                project_ha_round(workspace) if args.ha else project_round(workspace))
             print(f"round {number}/{args.rounds}: kind", file=sys.stderr)
-            results["kind"].append(kind_round(workspace))
+            results["kind"].append(kind_round(workspace, ((1, 1), (3, 1)) if args.ha
+                                              else ((1, 0),)))
     except (E2EError, subprocess.SubprocessError, TimeoutError, OSError) as exc:
         print(f"error: benchmark round failed: {exc}", file=sys.stderr)
         return 1
