@@ -40,7 +40,8 @@ main() {
         local key
         key=$(kubeadm certs certificate-key) || die "kubeadm certs certificate-key failed"
         [[ $key =~ ^[0-9a-f]{64}$ ]] || die "kubeadm certs certificate-key did not print 64 hex digits"
-        kubeadm init phase upload-certs --upload-certs --certificate-key "$key" >/dev/null 2>&1 ||
+        # Its stdout repeats the key: never logged.
+        kubeadm init phase upload-certs --upload-certs --certificate-key "$key" >/dev/null ||
             die "kubeadm init phase upload-certs failed (is the API server up?)"
         printf '%s\n%s\n%s\n' "$line" "${version#v}" "$key"
         log_step "printed a control-plane join command valid for ${ttl}; the certificates are uploaded for 2h at most"

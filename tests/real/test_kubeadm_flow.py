@@ -517,6 +517,42 @@ def test_join_token_prints_exactly_the_join_command_and_the_cluster_release(
     ]
 
 
+CERTIFICATE_KEY = "0f" * 32  # what the kubeadm stand-in's `certs certificate-key` prints
+
+
+def test_a_control_plane_join_token_uploads_the_certificates_with_a_fresh_key(
+    control_plane: Machine,
+) -> None:
+    """CONTROL_PLANE=true: a third line, the key kubeadm just made, with which the certificates
+    were uploaded; the key never reaches the log."""
+    reset(control_plane)
+    control_plane.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
+                     " && echo kube-system/kubeadm-config >> /etc/standins/configmaps"
+                     " && echo 172.29.0.3:6443 > /etc/standins/control-plane-endpoint")
+    run = control_plane.run_script("join-token.sh", {"CONTROL_PLANE": "true"})
+    assert run.returncode == 0, run.describe()
+    assert run.stdout == f"{JOIN_LINE}\n1.31.4\n{CERTIFICATE_KEY}\n"
+    assert CERTIFICATE_KEY not in run.stderr and TOKEN not in run.stderr
+    calls = control_plane.standin_calls()
+    assert ["kubeadm", "certs", "certificate-key"] in calls
+    assert ["kubeadm", "init", "phase", "upload-certs", "--upload-certs", "--certificate-key",
+            CERTIFICATE_KEY] in calls
+    assert control_plane.sh("cat /etc/standins/uploaded-certs").strip() == CERTIFICATE_KEY
+
+
+def test_a_control_plane_join_token_on_a_cluster_without_an_endpoint_is_one_error(
+    control_plane: Machine,
+) -> None:
+    reset(control_plane)
+    control_plane.sh("mkdir -p /etc/kubernetes && echo stand-in > /etc/kubernetes/admin.conf"
+                     " && echo kube-system/kubeadm-config >> /etc/standins/configmaps"
+                     " && rm -f /etc/standins/control-plane-endpoint")
+    run = control_plane.run_script("join-token.sh", {"CONTROL_PLANE": "true"})
+    run.one_error("this cluster was initialised without a controlPlaneEndpoint")
+    assert run.stdout == ""
+    assert not any(call[1:3] == ["init", "phase"] for call in control_plane.standin_calls())
+
+
 @pytest.mark.parametrize("ttl", ["0s", "forever", "15"])
 def test_join_token_refuses_a_ttl_that_is_not_a_positive_duration(
     control_plane: Machine, ttl: str
@@ -727,6 +763,41 @@ def test_scripts_also_run_from_their_files(worker: Machine) -> None:
     )
     assert "kubeadm-join.sh: done" in out
     assert worker.standin_calls()[0][:2] == ["kubeadm", "join"]
+
+
+def test_a_control_plane_join_passes_its_key_and_address_and_deletes_the_upload(
+    worker: Machine,
+) -> None:
+    reset(worker)
+    worker.sh(f"mkdir -p /etc/standins && echo {CERTIFICATE_KEY} > /etc/standins/uploaded-certs")
+    env = {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "cp2", "CONTROL_PLANE": "true",
+           "CERTIFICATE_KEY": CERTIFICATE_KEY, "ADVERTISE_ADDRESS": "172.29.0.9"}
+    run = worker.run_script("kubeadm-join.sh", env)
+    assert run.returncode == 0, run.describe()
+    assert CERTIFICATE_KEY not in run.stdout + run.stderr and TOKEN not in run.stderr
+    join, delete = worker.standin_calls()
+    assert join[-5:] == ["--control-plane", "--certificate-key", CERTIFICATE_KEY,
+                         "--apiserver-advertise-address", "172.29.0.9"]
+    assert delete[0] == "kubectl" and delete[-4:] == [
+        "delete", "secret", "kubeadm-certs", "--ignore-not-found"]
+    assert worker.sh("test -e /etc/standins/uploaded-certs || echo gone").strip() == "gone"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ADVERTISE_ADDRESS": "172.29.0.9"}, "CERTIFICATE_KEY is not set"),
+    ({"CERTIFICATE_KEY": "abc", "ADVERTISE_ADDRESS": "172.29.0.9"},
+     "CERTIFICATE_KEY is not 64 hex digits"),
+    ({"CERTIFICATE_KEY": CERTIFICATE_KEY, "ADVERTISE_ADDRESS": "cp2"},
+     "ADVERTISE_ADDRESS must be an IPv4 address"),
+])
+def test_a_control_plane_join_without_its_key_or_address_is_one_error(
+    worker: Machine, env: dict[str, str], message: str,
+) -> None:
+    reset(worker)
+    run = worker.run_script("kubeadm-join.sh", {"JOIN_COMMAND": JOIN_LINE, "NODE_NAME": "cp2",
+                                                "CONTROL_PLANE": "true", **env})
+    run.one_error(message)
+    assert worker.standin_calls() == []
 
 
 def test_join_kind_profile_skips_the_preflight_phase(worker: Machine) -> None:
