@@ -37,6 +37,7 @@ CONNECT_TIMEOUT = "1s"
 CHECK_INTERVAL = "1s"
 CHECK_FALL = 2
 CHECK_RISE = 2
+MAX_CONNECTIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ def haproxy_config(control_planes: Sequence[Backend], nodes: Sequence[Backend],
     lines = [
         "# Written by the program (components/targets/local_load_balancer.py).",
         "global",
-        "  maxconn 20000",
+        # HAProxy asks for about 2 file descriptors per connection; a non-root HAProxy cannot
+        # raise its limit above the container's (20000 on some engines), so stay well below.
+        f"  maxconn {MAX_CONNECTIONS}",
         "defaults",
         "  mode tcp",
         "  option redispatch",
