@@ -110,7 +110,8 @@ class ZoneLookupError(pulumi.RunError):
 
 def ordered_zones(names: Sequence[str], first: str | None, count: int, region: str) -> list[str]:
     """`count` zones from the region's available ones (`names`, as AWS lists them): `first`
-    (availabilityZone) when set, then the others in order."""
+    (availabilityZone) when set, then the others in order. ZoneLookupError (one line) when
+    the region offers fewer than `count`."""
     ordered = [first, *(n for n in names if n != first)] if first else list(names)
     if len(ordered) < count:
         raise ZoneLookupError(
