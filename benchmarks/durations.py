@@ -77,6 +77,18 @@ STEP_KINDS: tuple[StepKind, ...] = (
     StepKind("NAT gateway", "aws:ec2/natGateway:NatGateway", None, 120.0,
              "estimate: the provider waits for state 'available', typically 1-2 minutes "
              "(only with privateWorkers)"),
+    StepKind("network load balancer (API, apiLoadBalancer)", "aws:lb/loadBalancer:LoadBalancer",
+             None, 180.0,
+             "estimate: the provider waits for state 'active'; AWS says setting one up can "
+             "take a few minutes (Network Load Balancer user guide), so 3 minutes"),
+    StepKind("target group (API)", "aws:lb/targetGroup:TargetGroup", None, 1.0,
+             "estimate: CreateTargetGroup + ModifyTargetGroupAttributes"),
+    StepKind("listener (API)", "aws:lb/listener:Listener", None, 1.0,
+             "estimate: CreateListener, once the load balancer is active"),
+    StepKind("target registration (API)",
+             "aws:lb/targetGroupAttachment:TargetGroupAttachment", None, 1.0,
+             "estimate: RegisterTargets; the provider does not wait for the health checks "
+             "(AWS: registration and the first checks can take a few minutes more)"),
     StepKind("EC2 instance", "aws:ec2/instance:Instance", None, 20.0,
              "[ec2-boot] RunInstances ~1.5-5 s + pending->running ~16.5 s; the provider "
              "returns at 'running'"),

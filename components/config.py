@@ -41,6 +41,11 @@ LOAD_BALANCER_IP_OFFSET = 3
 # tolerate 1, 5 tolerate 2, 7 tolerate 3 (etcd FAQ, "What is failure tolerance?"). An even
 # count tolerates no more than the odd count below it.
 MAX_CONTROL_PLANE_NODES = 7
+# aws with apiLoadBalancer: the availability zones the control-plane nodes and the API load
+# balancers span (one public subnet each), 3 unless controlPlaneZones or controlPlaneSubnetCidrs
+# say otherwise. Every commercial region offers at least 3 to most accounts; us-west-1 offers 2.
+DEFAULT_CONTROL_PLANE_ZONES = 3
+MAX_CONTROL_PLANE_ZONES = 6
 NODE_PORT_MIN, NODE_PORT_MAX = 30000, 32767
 POD_CIDR_PER_NODE_PREFIX = 24  # kube-controller-manager's default node CIDR mask
 
@@ -100,6 +105,9 @@ KNOWN_KEYS = frozenset(
         "allowCgroupV1",
         "drainTimeoutSeconds",
         "registryMirrors",
+        "apiLoadBalancer",
+        "controlPlaneZones",
+        "controlPlaneSubnetCidrs",
     }
 )
 APP_KEYS = frozenset(
@@ -296,10 +304,37 @@ class AwsConfig:
     root_volume_size_gb: int
     package_source: PackageSource
     private_workers: bool
+    # Network load balancers in front of the control-plane nodes' API servers: kubeadm's
+    # controlPlaneEndpoint from init on (components/targets/aws_api_load_balancer.py).
+    api_load_balancer: bool = False
+    # With api_load_balancer: the zones the control-plane nodes and the load balancers use, the
+    # master's first; () when they are looked up at deploy time (zone_count of them).
+    control_plane_zones: tuple[str, ...] = ()
+    # With api_load_balancer: the public subnet of each zone after the first, in zone order
+    # (the first zone's is subnet_cidr).
+    control_plane_subnet_cidrs: tuple[str, ...] = ()
 
     @property
     def worker_subnet_cidr(self) -> str:
         return self.private_subnet_cidr if self.private_workers else self.subnet_cidr
+
+    @property
+    def zone_subnet_cidrs(self) -> tuple[str, ...]:
+        """The public subnet of each control-plane zone, in zone order: subnetCidr (the master's
+        and the public workers'), then controlPlaneSubnetCidrs."""
+        return (self.subnet_cidr, *self.control_plane_subnet_cidrs)
+
+    @property
+    def zone_count(self) -> int:
+        return len(self.zone_subnet_cidrs)
+
+    def control_plane_placement(self, index: int) -> tuple[int, str, str]:
+        """(zone index, subnet CIDR, fixed private IP) of control-plane node `index`: zone
+        index mod zone_count, at control_plane_ip in that zone's subnet (the master, index 0,
+        at subnetCidr + 10 as ever)."""
+        zone = index % self.zone_count
+        cidr = self.zone_subnet_cidrs[zone]
+        return zone, cidr, control_plane_ip(cidr, index)
 
     @property
     def master_architecture(self) -> Architecture:
@@ -1184,7 +1219,130 @@ def parse_admin_cidrs(values: Mapping[str, object]) -> tuple[str, ...]:
     return tuple(cast(str, cidr) for cidr in cidrs)
 
 
-def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int) -> AwsConfig:
+ApiLoadBalancerConfig = tuple[bool, tuple[str, ...], tuple[str, ...]]
+
+
+def parse_api_load_balancer(
+    values: Mapping[str, object], region: str | None, availability_zone: str | None,
+    networks: tuple[str, str, str, bool] | None, control_planes: int | None,
+) -> ApiLoadBalancerConfig:
+    """(apiLoadBalancer, controlPlaneZones, controlPlaneSubnetCidrs); every problem in them is
+    raised together (ConfigErrors). A check that needs another value (the region, the networks,
+    the control-plane count) runs once that value is valid.
+
+    apiLoadBalancer defaults to true with several control-plane nodes, which need it. The zones
+    default to none given (looked up at deploy time: DEFAULT_CONTROL_PLANE_ZONES of them, or one
+    more than the subnets given); the subnets default to blocks of subnetCidr's size taken from
+    the top of vpcCidr down, clear of subnetCidr and privateSubnetCidr (10.0.255.0/24 and
+    10.0.254.0/24 with the default networks). Inside vpcCidr, they cannot overlap podCidr or
+    serviceCidr (parse_aws_networks keeps those outside it).
+    """
+    errors = ErrorCollector()
+    several = control_planes is not None and control_planes > 1
+    wanted = errors.check(lambda: optional(
+        values, "apiLoadBalancer", lambda v: parse_bool("apiLoadBalancer", v), several))
+    if wanted is False and several:
+        errors.add("apiLoadBalancer", values.get("apiLoadBalancer"),
+                   f"true (or unset) with controlPlaneNodes {control_planes}: several "
+                   "control-plane nodes sit behind the API load balancers, kubeadm's "
+                   "controlPlaneEndpoint")
+    if wanted is False:  # a bad value (reported) leaves the zone keys checked as if true
+        for key in ("controlPlaneZones", "controlPlaneSubnetCidrs"):
+            if values.get(key) not in (None, ""):
+                errors.add(key, values[key], "nothing unless apiLoadBalancer is true (or "
+                           "controlPlaneNodes is more than 1)")
+        errors.raise_if_any()
+        return False, (), ()
+    zones = errors.check(lambda: parse_control_plane_zones(values, region, availability_zone))
+    given_cidrs = values.get("controlPlaneSubnetCidrs") not in (None, "")
+    cidrs = errors.check(lambda: parse_json_list(
+        "controlPlaneSubnetCidrs", values.get("controlPlaneSubnetCidrs") or []))
+    if cidrs is None or networks is None:
+        errors.raise_if_any()
+        return True, (), ()
+    # A bad zone list is reported already; the subnets are still checked on their own.
+    count = (len(zones) if zones else 1 + len(cidrs) if given_cidrs
+             else DEFAULT_CONTROL_PLANE_ZONES) if zones is not None else None
+    vpc, subnet, private_subnet, _ = networks
+    if count is not None and not given_cidrs:
+        subnets = errors.check(lambda: default_zone_subnets(vpc, subnet, private_subnet,
+                                                            count - 1))
+        errors.raise_if_any()
+        return True, zones or (), tuple(subnets or ())
+    if len(cidrs) > MAX_CONTROL_PLANE_ZONES - 1:
+        errors.add("controlPlaneSubnetCidrs", cidrs,
+                   f"at most {MAX_CONTROL_PLANE_ZONES - 1} subnets (one per zone after the first)")
+    elif count is not None and len(cidrs) != count - 1:
+        errors.add("controlPlaneSubnetCidrs", cidrs,
+                   f"{count - 1} subnets, one per zone of controlPlaneZones after the first "
+                   f"(whose subnet is subnetCidr {subnet})")
+    parsed: dict[int, str] = {}
+    for index, raw in enumerate(cidrs):
+        key = f"controlPlaneSubnetCidrs[{index}]"
+        cidr = errors.check(partial(parse_network_prefix, key, raw, 16, 28))
+        if cidr is None:
+            continue
+        taken = [("subnetCidr", subnet), ("privateSubnetCidr", private_subnet),
+                 *((f"controlPlaneSubnetCidrs[{i}]", other) for i, other in parsed.items())]
+        if not ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network(vpc)):  # type: ignore[arg-type]
+            errors.add(key, cidr, f"a subnet inside vpcCidr {vpc}")
+        elif clash := next((name for name, net in taken if overlaps(cidr, net)), None):
+            errors.add(key, cidr, f"a subnet that does not overlap {clash} "
+                       f"{dict(taken)[clash]}")
+        else:
+            parsed[index] = cidr
+    errors.raise_if_any()
+    return True, zones or (), tuple(parsed.values())
+
+
+def parse_control_plane_zones(
+    values: Mapping[str, object], region: str | None, availability_zone: str | None,
+) -> tuple[str, ...]:
+    """controlPlaneZones: 1 to MAX_CONTROL_PLANE_ZONES distinct zones of the region, starting
+    with availabilityZone when that is set (the master's zone is the first); () when unset."""
+    raw = values.get("controlPlaneZones")
+    if raw in (None, "") or region is None:
+        return ()
+    errors = ErrorCollector()
+    listed = parse_json_list("controlPlaneZones", raw)
+    if not 1 <= len(listed) <= MAX_CONTROL_PLANE_ZONES:
+        raise ConfigError("controlPlaneZones", raw, f"a list of 1 to {MAX_CONTROL_PLANE_ZONES} "
+                          f"zones of region {region}, such as [{region}a, {region}b, {region}c]")
+    zones: list[str] = []
+    pattern = re.compile(re.escape(region) + r"[a-z]")
+    for index, item in enumerate(listed):
+        key = f"controlPlaneZones[{index}]"
+        zone = errors.check(partial(parse_regex, key, item, pattern,
+                                    f"a zone of region {region}, such as {region}a"))
+        if zone is not None and zone in zones:
+            errors.add(key, zone, "a zone not listed before (one subnet per zone)")
+        elif zone is not None:
+            zones.append(zone)
+    if zones and availability_zone is not None and listed[0] != availability_zone:
+        errors.add("controlPlaneZones[0]", listed[0],
+                   f"availabilityZone {availability_zone}: the first zone is the master's")
+    errors.raise_if_any()
+    return tuple(zones)
+
+
+def default_zone_subnets(vpc: str, subnet: str, private_subnet: str, count: int) -> list[str]:
+    """`count` blocks of subnet's size from the top of vpc down, clear of subnet and
+    private_subnet (the default control-plane zone subnets)."""
+    size = ipaddress.ip_network(subnet).prefixlen
+    free = (str(block) for block in reversed(list(ipaddress.ip_network(vpc).subnets(
+        new_prefix=size))) if not overlaps(str(block), subnet)
+        and not overlaps(str(block), private_subnet))
+    chosen = [block for _, block in zip(range(count), free, strict=False)]
+    if len(chosen) < count:
+        raise ConfigError("controlPlaneSubnetCidrs", None,
+                          f"{count} public subnets for the control-plane zones after the first: "
+                          f"vpcCidr {vpc} has no room for {count} blocks of /{size} clear of "
+                          "subnetCidr and privateSubnetCidr; list them, or use a larger vpcCidr")
+    return chosen
+
+
+def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int,
+              control_planes: int | None = 1) -> AwsConfig:
     """The aws section; its problems are raised together (ConfigErrors). The networks are one
     group checked in order (each check needs the values before it)."""
     errors = ErrorCollector()
@@ -1222,9 +1380,13 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         lambda v: cast(PackageSource, parse_choice("packageSource", v, ("docker", "distro"))),
         "docker",
     ))
+    load_balancer = errors.check(lambda: parse_api_load_balancer(
+        values, region, availability_zone, networks, control_planes))
     errors.raise_if_any()
     assert region is not None and networks is not None and admin_cidrs is not None
+    assert load_balancer is not None
     vpc, subnet, private_subnet, private_workers = networks
+    api_load_balancer, control_plane_zones, control_plane_subnet_cidrs = load_balancer
     return AwsConfig(
         region=region,
         vpc_cidr=vpc,
@@ -1241,6 +1403,9 @@ def parse_aws(values: Mapping[str, object], cluster: ClusterConfig, workers: int
         root_volume_size_gb=cast(int, root_volume),
         package_source=cast(PackageSource, package_source),
         private_workers=private_workers,
+        api_load_balancer=api_load_balancer,
+        control_plane_zones=control_plane_zones,
+        control_plane_subnet_cidrs=control_plane_subnet_cidrs,
     )
 
 
@@ -1531,7 +1696,8 @@ def parse_stack_config(values: Mapping[str, object], stack: str = "dev") -> Stac
         if target == "local":
             local = errors.check(lambda: parse_local(values, cluster, nodes_after_master))
         elif target == "aws":
-            aws = errors.check(lambda: parse_aws(values, cluster, nodes_after_master))
+            aws = errors.check(lambda: parse_aws(values, cluster, nodes_after_master,
+                                                 control_planes))
     # Apps are checked against the local node ports only when those are known to be valid.
     apps = parse_apps(values, local, errors)
     check_claims(apps, target, cluster.kubernetes_version if cluster else None, errors)
@@ -1546,8 +1712,8 @@ def parse_control_plane_nodes(values: Mapping[str, object], target: Target | Non
     """controlPlaneNodes: 1 (default), 3, 5 or 7 kubeadm control-plane nodes (stacked etcd).
 
     An even count is refused: it tolerates no more lost members than the odd count below it
-    and needs one more for quorum. Several are supported on target local so far (on machines
-    the controlPlaneHosts list says how many).
+    and needs one more for quorum. On machines the controlPlaneHosts list says how many; on
+    aws several sit behind the API load balancers (apiLoadBalancer, checked by parse_aws).
     """
     if target == "machines" and values.get("controlPlaneNodes") not in (None, ""):
         raise ConfigError("controlPlaneNodes", values["controlPlaneNodes"],
@@ -1559,10 +1725,6 @@ def parse_control_plane_nodes(values: Mapping[str, object], target: Target | Non
         raise ConfigError("controlPlaneNodes", count,
                           "an odd number from 1 to 7: etcd needs a majority of its members, so "
                           f"{count} tolerate no more lost members than {count - 1}")
-    if count > 1 and target == "aws":
-        raise ConfigError("controlPlaneNodes", count,
-                          "1 on target aws: several control-plane nodes are supported on "
-                          "targets local and machines so far (README, High availability)")
     return count
 
 

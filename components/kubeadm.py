@@ -22,6 +22,7 @@ Step graph (each arrow is a dependency):
     master kubernetes -> control plane 1 kubernetes -> ... -> worker1 kubernetes -> ...
          (nothing when created; when the version changes, one worker at a time: drain, packages,
           `kubeadm upgrade node`, kubelet restart, Ready, uncordon)
+    endpoint ready (a load balancer, when the target has one) -> init
     init -> control-plane-scheduling     (untainted while the master is the only node)
     init + scheduling + every join -> ready    (the readiness gate workloads depend on)
     (control-plane nodes after the master are joined like workers, with --control-plane)
@@ -105,6 +106,9 @@ class ClusterHosts:
     # kubeadm's controlPlaneEndpoint (host:port every kubeconfig in the cluster names), or None
     # (the master's own address). Several control-plane nodes need one, from init on.
     control_plane_endpoint: pulumi.Input[str] | None = None
+    # What must exist before anything reaches control_plane_endpoint (a load balancer that
+    # routes to the master): kubeadm init waits for it, and so, through init, every join.
+    endpoint_ready: Sequence[pulumi.Resource] = ()
     cert_sans: Sequence[pulumi.Input[str]] = ()  # extra API server certificate names
     install: NodeInstall | None = None  # None: the hosts already have the runtime and kubeadm
     profile: NodeProfile = "host"
@@ -202,7 +206,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         master = args.hosts.master
         master_ready = self._prepare(master)
         master_version = self._kubernetes(master, master_ready, previous=None)
-        master_prepared = [*master_ready, *master_version]
+        master_prepared = [*master_ready, *master_version, *args.hosts.endpoint_ready]
         init = self._run(
             master,
             f"{master.name}-init",

@@ -67,9 +67,18 @@ HOST_KEY_SUFFIX = "-host-key"
 
 def fake_public_ip(instance_name: str) -> str:
     """An instance's (mock) public IP, distinct per instance: 198.51.100.(20 + 1 + worker index),
-    198.51.100.20 for anything else."""
-    index = instance_name.rsplit("-worker-", 1)[1] if "-worker-" in instance_name else None
-    return f"198.51.100.{20 + 1 + int(index)}" if index and index.isdigit() else "198.51.100.20"
+    198.51.100.(10 + i) for control-plane node i >= 1, 198.51.100.20 for anything else."""
+    for marker, base in (("-worker-", 21), ("-control-plane-", 10)):
+        index = instance_name.rsplit(marker, 1)[1] if marker in instance_name else None
+        if index and index.isdigit():
+            return f"198.51.100.{base + int(index)}"
+    return "198.51.100.20"
+
+
+def fake_load_balancer_dns(name: str, internal: bool) -> str:
+    """A (mock) network load balancer's DNS name, as AWS forms them: internal ones start with
+    `internal-`."""
+    return f"{'internal-' if internal else ''}{name}-0123456789abcdef.elb.eu-west-1.amazonaws.com"
 
 
 def fake_host_public_key(node: str) -> str:
@@ -122,6 +131,14 @@ class ProgramMocks(pulumi.runtime.Mocks):
             outputs["publicIp"] = FAKE_EIP
             outputs["publicDns"] = "ec2-203-0-113-10.eu-west-1.compute.amazonaws.com"
             outputs["allocationId"] = f"eipalloc-{name}"
+        elif typ == "aws:lb/loadBalancer:LoadBalancer":
+            outputs["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:" \
+                f"loadbalancer/net/{name}/0123456789abcdef"
+            outputs["dnsName"] = fake_load_balancer_dns(name, bool(args.inputs.get("internal")))
+            outputs["zoneId"] = "Z2IFOLAFXWLO4F"
+        elif typ in ("aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener"):
+            kind = "targetgroup" if typ.endswith("TargetGroup") else "listener/net"
+            outputs["arn"] = f"arn:aws:elasticloadbalancing:eu-west-1:123456789012:{kind}/{name}"
         elif typ == "pulumi:index:Stash":
             outputs["output"] = self.stashed.get(name, args.inputs.get("input"))
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):

@@ -3,6 +3,7 @@ that names the key, shows the value and says the expected form."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,94 @@ def test_control_plane_nodes_and_their_fixed_addresses() -> None:
     assert local.load_balancer_image == "public.ecr.aws/docker/library/haproxy:3.2"
 
 
+def test_aws_keeps_one_control_plane_node_and_no_load_balancer_by_default() -> None:
+    aws = parse("aws").aws
+    assert aws is not None
+    assert (aws.api_load_balancer, aws.control_plane_zones, aws.zone_subnet_cidrs) == (
+        False, (), ("10.0.1.0/24",))
+
+
+def test_aws_control_plane_nodes_spread_over_three_zones_at_fixed_addresses() -> None:
+    config = parse("aws", controlPlaneNodes="7")
+    aws = config.aws
+    assert aws is not None and config.control_plane_nodes == 7
+    assert aws.api_load_balancer is True  # several control-plane nodes imply it
+    assert aws.control_plane_zones == ()  # looked up at deploy time
+    # The master's subnet first, then blocks of its size from the top of vpcCidr down.
+    assert aws.zone_subnet_cidrs == ("10.0.1.0/24", "10.0.255.0/24", "10.0.254.0/24")
+    assert [aws.control_plane_placement(i) for i in range(7)] == [
+        (0, "10.0.1.0/24", "10.0.1.10"),  # the master, where it has always been
+        (1, "10.0.255.0/24", "10.0.255.9"),
+        (2, "10.0.254.0/24", "10.0.254.8"),
+        (0, "10.0.1.0/24", "10.0.1.7"),
+        (1, "10.0.255.0/24", "10.0.255.6"),
+        (2, "10.0.254.0/24", "10.0.254.5"),
+        (0, "10.0.1.0/24", "10.0.1.4"),
+    ]
+    # The workers' addresses do not move.
+    assert aws.worker_subnet_cidr == "10.0.1.0/24"
+
+
+def test_aws_zones_and_their_subnets_can_be_given() -> None:
+    aws = parse("aws", controlPlaneNodes="3", availabilityZone="eu-west-1b",
+                controlPlaneZones=["eu-west-1b", "eu-west-1c"],
+                controlPlaneSubnetCidrs=["10.0.8.0/26"]).aws
+    assert aws is not None
+    assert aws.control_plane_zones == ("eu-west-1b", "eu-west-1c")
+    assert aws.zone_subnet_cidrs == ("10.0.1.0/24", "10.0.8.0/26")
+    assert [aws.control_plane_placement(i)[:2] for i in range(3)] == [
+        (0, "10.0.1.0/24"), (1, "10.0.8.0/26"), (0, "10.0.1.0/24")]
+    # One control-plane node may keep the load balancer, so it can grow later.
+    one = parse("aws", apiLoadBalancer="true").aws
+    assert one is not None and one.api_load_balancer and one.zone_count == 3
+
+
+@pytest.mark.parametrize(("vpc", "subnet", "private"), [
+    ("10.0.0.0/16", "10.0.1.0/24", "10.0.2.0/24"),
+    ("10.0.0.0/16", "10.0.255.0/24", "10.0.254.0/24"),  # the top blocks are taken: skipped
+    ("172.16.0.0/20", "172.16.15.0/24", "172.16.14.0/25"),
+    ("10.20.0.0/24", "10.20.0.0/26", "10.20.0.192/26"),
+])
+def test_default_zone_subnets_never_overlap_the_other_networks(
+    vpc: str, subnet: str, private: str,
+) -> None:
+    aws = parse("aws", controlPlaneNodes="5", vpcCidr=vpc, subnetCidr=subnet,
+                privateSubnetCidr=private, privateWorkers="true").aws
+    assert aws is not None
+    zones = [ipaddress.ip_network(c) for c in aws.zone_subnet_cidrs]
+    assert len(zones) == 3 and str(zones[0]) == subnet
+    others = [ipaddress.ip_network(n) for n in (private, "10.244.0.0/16", "10.96.0.0/12")]
+    for i, zone in enumerate(zones):
+        assert zone.subnet_of(ipaddress.ip_network(vpc))  # type: ignore[arg-type]
+        assert zone.prefixlen == zones[0].prefixlen
+        assert not any(zone.overlaps(other) for other in [*others, *zones[:i]])
+
+
+def test_every_bad_zone_and_zone_subnet_is_reported_at_once() -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        parse("aws", controlPlaneNodes="3", apiLoadBalancer="nope",
+              controlPlaneZones=["eu-west-1a", "eu-west-1a", "us-east-1b"],
+              controlPlaneSubnetCidrs=["10.0.1.0/24", "10.1.0.0/24", "10.0.2.128/25",
+                                       "10.0.9.0/24", "10.0.9.0/25", "x"])
+    assert [(e.key, e.value) for e in caught.value.errors] == [
+        ("apiLoadBalancer", "nope"),
+        ("controlPlaneZones[1]", "eu-west-1a"),
+        ("controlPlaneZones[2]", "us-east-1b"),
+        ("controlPlaneSubnetCidrs", ["10.0.1.0/24", "10.1.0.0/24", "10.0.2.128/25",
+                                     "10.0.9.0/24", "10.0.9.0/25", "x"]),
+        ("controlPlaneSubnetCidrs[0]", "10.0.1.0/24"),
+        ("controlPlaneSubnetCidrs[1]", "10.1.0.0/24"),
+        ("controlPlaneSubnetCidrs[2]", "10.0.2.128/25"),
+        ("controlPlaneSubnetCidrs[4]", "10.0.9.0/25"),
+        ("controlPlaneSubnetCidrs[5]", "x"),
+    ]
+    expected = [e.expected for e in caught.value.errors]
+    assert expected[4] == "a subnet that does not overlap subnetCidr 10.0.1.0/24"
+    assert expected[5] == "a subnet inside vpcCidr 10.0.0.0/16"
+    assert expected[6] == "a subnet that does not overlap privateSubnetCidr 10.0.2.0/24"
+    assert expected[7] == "a subnet that does not overlap controlPlaneSubnetCidrs[3] 10.0.9.0/24"
+
+
 def test_defaults_when_keys_are_absent() -> None:
     config = parse_stack_config({}, "dev")
     assert config.target == "local" and config.workers == 0
@@ -139,7 +228,27 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("dev", {"controlPlaneNodes": "2"}, "controlPlaneNodes", "an odd number from 1 to 7"),
     ("dev", {"controlPlaneNodes": "9"}, "controlPlaneNodes", "a whole number from 1 to 7"),
     ("dev", {"controlPlaneNodes": "0"}, "controlPlaneNodes", "from 1 to 7"),
-    ("aws", {"controlPlaneNodes": "3"}, "controlPlaneNodes", "1 on target aws"),
+    ("aws", {"controlPlaneNodes": "4"}, "controlPlaneNodes", "an odd number from 1 to 7"),
+    ("aws", {"controlPlaneNodes": "3", "apiLoadBalancer": "false"}, "apiLoadBalancer",
+     "true (or unset) with controlPlaneNodes 3"),
+    ("aws", {"apiLoadBalancer": "yes"}, "apiLoadBalancer", "true or false"),
+    ("aws", {"controlPlaneZones": ["eu-west-1a"]}, "controlPlaneZones",
+     "nothing unless apiLoadBalancer is true"),
+    ("aws", {"controlPlaneSubnetCidrs": ["10.0.3.0/24"]}, "controlPlaneSubnetCidrs",
+     "nothing unless apiLoadBalancer is true"),
+    ("aws", {"controlPlaneNodes": "3", "controlPlaneZones": []}, "controlPlaneZones",
+     "a list of 1 to 6 zones of region eu-west-1"),
+    ("aws", {"controlPlaneNodes": "3", "availabilityZone": "eu-west-1b",
+             "controlPlaneZones": ["eu-west-1a", "eu-west-1b"]}, "controlPlaneZones[0]",
+     "availabilityZone eu-west-1b: the first zone is the master's"),
+    ("aws", {"controlPlaneNodes": "3", "controlPlaneZones": ["eu-west-1a", "eu-west-1b"],
+             "controlPlaneSubnetCidrs": ["10.0.3.0/24", "10.0.4.0/24"]},
+     "controlPlaneSubnetCidrs", "1 subnets, one per zone of controlPlaneZones after the first"),
+    ("aws", {"controlPlaneNodes": "3", "vpcCidr": "10.0.0.0/23", "subnetCidr": "10.0.1.0/24"},
+     "controlPlaneSubnetCidrs", "vpcCidr 10.0.0.0/23 has no room for 2 blocks of /24"),
+    ("aws", {"apiLoadBalancer": "true", "controlPlaneSubnetCidrs": [f"10.0.{i}.0/24"
+                                                                    for i in range(3, 9)]},
+     "controlPlaneSubnetCidrs", "at most 5 subnets"),
     ("dev", {"loadBalancerImage": "haproxy"}, "loadBalancerImage", "a pinned image reference"),
     ("dev", {"target": "gcp"}, "target", "one of local, aws, machines"),
     ("dev", {"workers": "-1"}, "workers", "a whole number from 0 to 250"),

@@ -30,6 +30,8 @@ STACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "aws-private": ("aws", {"privateWorkers": "true"}),
     "aws-own-key": ("aws", {"sshPublicKey": FAKE_PUBLIC_KEY, "sshPrivateKey": FAKE_PRIVATE_KEY}),
     "dev-ha": ("dev", {"controlPlaneNodes": "3", "workers": "1"}),
+    "aws-ha": ("aws", {"controlPlaneNodes": "3", "workers": "1"}),
+    "aws-ha-private": ("aws", {"controlPlaneNodes": "5", "privateWorkers": "true"}),
 }
 
 
@@ -147,6 +149,49 @@ def test_several_control_plane_nodes_need_an_endpoint_that_is_no_single_node(
     found = all_violations(resources, HA_RULES)
     assert len(found) == 1 and found[0].startswith(f"[{v.STABLE_API_ENDPOINT}]"), found
     assert says in found[0] and HA_INIT in found[0]
+
+
+def test_the_rules_see_the_aws_control_plane_behind_its_internal_load_balancer(
+    runs: dict[str, ProgramRun],
+) -> None:
+    steps = v.control_plane_steps(captured(runs["aws-ha"]))
+    assert [r.name for r, _ in steps] == ["kubeadm-aws-master-init",
+                                         "kubeadm-aws-control-plane-1-join",
+                                         "kubeadm-aws-control-plane-2-join"]
+    endpoint = v.ENDPOINT_ENV.search(steps[0][1])
+    assert endpoint is not None and endpoint.group(1).startswith("internal-kubeadm-aws-api-")
+    # Pointed at a control-plane node instead, the stack fails the rule.
+    resources = [with_props(r, replace_text("stdin", endpoint.group(1), "10.0.255.9:6443"))
+                 if r.name == "kubeadm-aws-master-init" else r
+                 for r in captured(runs["aws-ha"])]
+    found = all_violations(resources, HA_RULES)
+    assert len(found) == 1 and "is one control-plane node's own address" in found[0]
+
+
+API_ADMIN_RULE = "kubeadm-aws-api-from-203-0-113-0-24"
+
+
+def test_the_api_load_balancers_rules_are_checked_like_the_nodes(
+    runs: dict[str, ProgramRun],
+) -> None:
+    """no-world-admin-ingress sees the load balancer's own ingress rules: opened to the world,
+    the internet-facing one fails the stack; its shipped rules pass."""
+    resources = captured(runs["aws-ha"])
+    checked = [r for r in resources if r.type == v.SG_INGRESS_RULE
+               and r.props.get("securityGroupId") == "kubeadm-aws-api-id"]
+    assert [r.name for r in checked] == [API_ADMIN_RULE]
+    world = with_props(checked[0], set_path("cidrIpv4", value="0.0.0.0/0"))
+    found = all_violations([world if r is checked[0] else r for r in resources],
+                           v.MANDATORY_RULES)
+    assert found == [
+        f"[{v.NO_WORLD_ADMIN_INGRESS}] {v.SG_INGRESS_RULE} '{API_ADMIN_RULE}': opens the "
+        "Kubernetes API server (6443) to the whole internet (0.0.0.0/0); allow only your admin "
+        "networks (config adminCidrs)"]
+    wide = with_props(checked[0], set_path("cidrIpv4", value="10.0.0.0/8"))
+    assert violations(rule(v.NARROW_ADMIN_CIDRS), wide)
+    # The control-plane nodes are no workers: the advisory rule reports only the worker.
+    public = all_violations(resources, (rule(v.PRIVATE_WORKERS),))
+    assert len(public) == 1 and "'kubeadm-aws-worker-0'" in public[0]
 
 
 def test_a_lone_control_plane_node_needs_no_endpoint(runs: dict[str, ProgramRun]) -> None:

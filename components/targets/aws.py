@@ -5,13 +5,23 @@
     key pair (given or generated) -> master (Elastic IP) + workers -> ClusterNode per instance
     node IAM role -> instance profile on every node (the EBS CSI driver, this cluster's volumes)
     an SSH host key per node, made before boot: cloud-init installs it, every connection pins it
+    the API endpoint the cluster was made with, recorded (aws_endpoint_record.py)
+
+With apiLoadBalancer (always with several control-plane nodes):
+
+    a public subnet per further zone (IGW route) -> control-plane node i in zone i mod zones
+    two network load balancers over the zones' subnets (aws_api_load_balancer.py): an
+    internet-facing one for adminCidrs (the exported kubeconfig's server) and an internal one
+    for the nodes (kubeadm's controlPlaneEndpoint), each with every control-plane node as target
 
 Every per-node input comes from that node's own index and the config, never from the worker
-count, so scaling out leaves existing instances untouched.
+or control-plane count, so scaling out leaves existing instances untouched; the master and the
+workers keep the subnet and address they have without the load balancers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +41,14 @@ from components.config import (
     node_ip,
 )
 from components.kubeadm import API_SERVER_PORT, ClusterHosts, ClusterNode, NodeInstall
+from components.targets.aws_api_load_balancer import ApiLoadBalancer, ApiLoadBalancerArgs, ApiTarget
+from components.targets.aws_endpoint_record import (
+    ELASTIC_IP,
+    LOAD_BALANCER,
+    endpoint_record,
+    gated,
+    record_endpoint,
+)
 from components.targets.aws_node_role import NodeRole, build_node_role
 from components.targets.ssh import SshLogin, known_hosts_line
 from components.transport import PulumiHostTransport, SshTransport, Step
@@ -45,7 +63,7 @@ ANYWHERE = "0.0.0.0/0"
 CLUSTER_TAG = "kubeadm-cluster"
 IMDS_HOP_LIMIT = 2  # 1 would stop pods (one hop further than the host) reaching IMDSv2
 
-Role = Literal["master", "worker"]
+Role = Literal["master", "control-plane", "worker"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ def cidr_label(cidr: str) -> str:
 @dataclass(frozen=True)
 class Network:
     vpc: aws.ec2.Vpc
+    gateway: aws.ec2.InternetGateway
     public_subnet: aws.ec2.Subnet
     private_subnet: aws.ec2.Subnet | None
     # What must exist before a node on that subnet can reach (and be reached from) the internet.
@@ -85,17 +104,49 @@ class Network:
         return self.private_routes if self.private_subnet is not None else self.public_routes
 
 
-def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Network:
-    opts = pulumi.ResourceOptions(parent=parent)
-    zone: pulumi.Input[str]
-    if cfg.availability_zone is not None:
-        zone = cfg.availability_zone
-    else:
-        zones = aws.get_availability_zones_output(
-            state="available", opts=pulumi.InvokeOutputOptions(parent=parent)
-        )
-        zone = zones.names[0]
+class ZoneLookupError(pulumi.RunError):
+    """The region offers fewer available zones than the control-plane zones need."""
 
+
+def ordered_zones(names: Sequence[str], first: str | None, count: int, region: str) -> list[str]:
+    """`count` zones from the region's available ones (`names`, as AWS lists them): `first`
+    (availabilityZone) when set, then the others in order. ZoneLookupError (one line) when
+    the region offers fewer than `count`."""
+    ordered = [first, *(n for n in names if n != first)] if first else list(names)
+    if len(ordered) < count:
+        raise ZoneLookupError(
+            f"region {region} offers {len(names)} available zones ({', '.join(names)}); the "
+            f"API load balancers need {count}: list at most {len(ordered)} in controlPlaneZones, "
+            "with one subnet fewer in controlPlaneSubnetCidrs (README, High availability)")
+    return ordered[:count]
+
+
+def availability_zones(cfg: AwsConfig, parent: pulumi.Resource) -> list[pulumi.Input[str]]:
+    """The zone of each control-plane zone subnet, in order (one zone without the load
+    balancers): controlPlaneZones when given, else availabilityZone and, when more are
+    needed, the region's available zones looked up at deploy time (aws.getAvailabilityZones:
+    DescribeAvailabilityZones, which leaves out Local and Wavelength Zones by default)."""
+    if cfg.control_plane_zones:
+        return list(cfg.control_plane_zones)
+    if cfg.availability_zone is not None and cfg.zone_count == 1:
+        return [cfg.availability_zone]
+    lookup = aws.get_availability_zones_output(
+        state="available", opts=pulumi.InvokeOutputOptions(parent=parent)
+    )
+    if cfg.availability_zone is None and cfg.zone_count == 1:
+        return [lookup.names[0]]  # as every stack made without the load balancers has it
+    zones = lookup.names.apply(partial(ordered_zones, first=cfg.availability_zone,
+                                       count=cfg.zone_count, region=cfg.region))
+    return [cfg.availability_zone or zones[0],
+            *(zones[index] for index in range(1, cfg.zone_count))]
+
+
+def build_network(
+    cluster: str, cfg: AwsConfig, zone: pulumi.Input[str], parent: pulumi.Resource
+) -> Network:
+    """The VPC, its internet gateway, the public subnet (in `zone`, the first control-plane
+    zone) and, with privateWorkers, the private subnet behind a NAT gateway."""
+    opts = pulumi.ResourceOptions(parent=parent)
     vpc = aws.ec2.Vpc(
         f"{cluster}-vpc",
         cidr_block=cfg.vpc_cidr,
@@ -108,11 +159,11 @@ def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Netw
         f"{cluster}-igw", vpc_id=vpc.id, tags=tags(cluster, f"{cluster}-igw"), opts=opts
     )
     public_subnet, public_association = routed_subnet(
-        cluster, "public", vpc, cfg.subnet_cidr, zone,
+        cluster, "public", vpc.id, cfg.subnet_cidr, zone,
         aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, gateway_id=gateway.id), opts,
     )
     if not cfg.private_workers:
-        return Network(vpc, public_subnet, None, [public_association], [])
+        return Network(vpc, gateway, public_subnet, None, [public_association], [])
 
     # Private workers still need outbound access for packages: a NAT gateway in the public subnet.
     nat_ip = aws.ec2.Eip(
@@ -126,36 +177,38 @@ def build_network(cluster: str, cfg: AwsConfig, parent: pulumi.Resource) -> Netw
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[public_association]),
     )
     private_subnet, private_association = routed_subnet(
-        cluster, "private", vpc, cfg.private_subnet_cidr, zone,
+        cluster, "private", vpc.id, cfg.private_subnet_cidr, zone,
         aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, nat_gateway_id=nat.id), opts,
     )
     return Network(
-        vpc, public_subnet, private_subnet, [public_association], [private_association, nat]
+        vpc, gateway, public_subnet, private_subnet, [public_association],
+        [private_association, nat],
     )
 
 
 def routed_subnet(
     cluster: str,
-    kind: Literal["public", "private"],
-    vpc: aws.ec2.Vpc,
+    kind: str,
+    vpc_id: pulumi.Input[str],
     cidr: str,
     zone: pulumi.Input[str],
     default_route: aws.ec2.RouteTableRouteArgs,
     opts: pulumi.ResourceOptions,
 ) -> tuple[aws.ec2.Subnet, aws.ec2.RouteTableAssociation]:
-    """A subnet whose default route is `default_route`; public ones map public IPs on launch."""
+    """A subnet `<cluster>-<kind>` whose default route is `default_route`; public ones
+    (kind public or public-<zone index>) map public IPs on launch."""
     name = f"{cluster}-{kind}"
     subnet = aws.ec2.Subnet(
         name,
-        vpc_id=vpc.id,
+        vpc_id=vpc_id,
         cidr_block=cidr,
         availability_zone=zone,
-        map_public_ip_on_launch=kind == "public",
+        map_public_ip_on_launch=kind.startswith("public"),
         tags=tags(cluster, name),
         opts=opts,
     )
     table = aws.ec2.RouteTable(
-        name, vpc_id=vpc.id, routes=[default_route], tags=tags(cluster, name), opts=opts
+        name, vpc_id=vpc_id, routes=[default_route], tags=tags(cluster, name), opts=opts
     )
     association = aws.ec2.RouteTableAssociation(
         name, subnet_id=subnet.id, route_table_id=table.id, opts=opts
@@ -332,6 +385,8 @@ class InstanceSpec:
     host_key: HostKey
     # False for private workers; None leaves it to the subnet (public: map on launch).
     public_ip: bool | None = None
+    # An Output the instance waits for (the endpoint check): refused, it is never declared.
+    gate: pulumi.Output[None] | None = None
 
 
 def build_instance(
@@ -343,11 +398,14 @@ def build_instance(
     node_role: NodeRole,
     parent: pulumi.Resource,
 ) -> aws.ec2.Instance:
+    subnet_id: pulumi.Input[str] = spec.subnet.id
+    if spec.gate is not None:
+        subnet_id = gated(spec.gate, subnet_id)
     return aws.ec2.Instance(
         spec.name,
         ami=spec.ami,
         instance_type=spec.instance_type,
-        subnet_id=spec.subnet.id,
+        subnet_id=subnet_id,
         private_ip=spec.private_ip,
         associate_public_ip_address=spec.public_ip,
         vpc_security_group_ids=[firewall.group.id],
@@ -390,7 +448,9 @@ def build_instance(
 
 
 class AwsHosts(pulumi.ComponentResource):
-    """One master with an Elastic IP and `workers` workers on EC2, as kubeadm ClusterNodes.
+    """The master (Elastic IP), the other control-plane nodes, and the workers on EC2, as
+    kubeadm ClusterNodes; with apiLoadBalancer, the API load balancers in front of the
+    control-plane nodes.
 
     Its `cluster_hosts` are what the kubeadm steps and the workloads use.
     """
@@ -403,6 +463,9 @@ class AwsHosts(pulumi.ComponentResource):
     ssh_known_hosts_file: str
     ssh_known_hosts: pulumi.Output[str]
     ssh_commands: dict[str, pulumi.Output[str]]
+    # With apiLoadBalancer: for admins (adminCidrs) and for the nodes; else None.
+    public_api: ApiLoadBalancer | None
+    internal_api: ApiLoadBalancer | None
 
     def __init__(
         self, name: str, args: AwsHostsArgs, opts: pulumi.ResourceOptions | None = None
@@ -412,10 +475,13 @@ class AwsHosts(pulumi.ComponentResource):
         cfg = config.aws
         if cfg is None:
             raise ValueError("AwsHosts needs a stack with target aws (config.aws is None)")
+        if config.control_plane_nodes > 1 and not cfg.api_load_balancer:
+            raise ValueError("several control-plane nodes need cfg.api_load_balancer")
         cluster = config.cluster_name
         child = pulumi.ResourceOptions(parent=self)
 
-        network = build_network(cluster, cfg, self)
+        zones = availability_zones(cfg, self)
+        network = build_network(cluster, cfg, zones[0], self)
         firewall = build_firewall(cluster, cfg, network.vpc, self)
         key = build_key(cluster, cfg, self)
         node_role = build_node_role(cluster, cfg.region, CLUSTER_TAG,
@@ -460,7 +526,13 @@ class AwsHosts(pulumi.ComponentResource):
             identity=master.id,
         )
 
-        workers: list[ClusterNode] = []
+        # What the cluster was made with, and the check that the config still asks for it:
+        # refused, nothing of the load balancers' is declared and the run stops with one line.
+        wanted = endpoint_record(
+            LOAD_BALANCER, list(zip(zones, cfg.zone_subnet_cidrs, strict=True))
+        ) if cfg.api_load_balancer else endpoint_record(ELASTIC_IP)
+        checked = record_endpoint(f"{cluster}-api-endpoint", wanted, cluster, master, self)
+
         self.ssh_key_file = f"{cluster}-ssh.key" if key.generated_private_key is not None else None
         self.ssh_known_hosts_file = f"{cluster}-known_hosts"
         login = SshLogin(cfg.ssh_user, self.ssh_key_file, self.ssh_known_hosts_file)
@@ -470,6 +542,38 @@ class AwsHosts(pulumi.ComponentResource):
         known_hosts = [
             master_host_key.public_key.apply(partial(known_hosts_line, config.master_name))
         ]
+
+        control_planes: list[ClusterNode] = []
+        self.public_api = self.internal_api = None
+        if cfg.api_load_balancer:
+            zone_subnets = self._zone_subnets(cluster, cfg, network, zones, checked)
+            targets = [ApiTarget(config.master_name, master_ip, [master])]
+            for index, node_name in enumerate(config.control_plane_names[1:], start=1):
+                zone, _, private_ip = cfg.control_plane_placement(index)
+                subnet, routes = zone_subnets[zone]
+                host_key = build_host_key(node_name, self)
+                instance = build_instance(cluster, cfg, InstanceSpec(
+                    name=node_name, role="control-plane", instance_type=cfg.master_instance_type,
+                    ami=ami(cfg.master_architecture), subnet=subnet, private_ip=private_ip,
+                    after=routes, host_key=host_key, gate=checked,
+                ), firewall, key, node_role, self)
+                # In a public subnet like the master: its own public IP, no jump host.
+                wait = self._wait_for_ssh(
+                    node_name, PulumiHostTransport(), instance.public_ip, instance.id, [instance]
+                )
+                self.ssh_commands[node_name] = instance.public_ip.apply(login.to(node_name))
+                known_hosts.append(host_key.public_key.apply(partial(known_hosts_line, node_name)))
+                targets.append(ApiTarget(node_name, private_ip, [instance]))
+                control_planes.append(ClusterNode(
+                    name=node_name, private_ip=private_ip,
+                    transport=self._transport(cfg, key, instance.public_ip, host_key.public_key),
+                    depends_on=[instance, wait], identity=instance.id,
+                ))
+            self.public_api, self.internal_api = self._api_load_balancers(
+                cluster, cfg, network, firewall, [subnet for subnet, _ in zone_subnets],
+                targets, checked)
+
+        workers: list[ClusterNode] = []
         for index in range(config.workers):
             worker_name = config.worker_name(index)
             worker_ip = node_ip(cfg.worker_subnet_cidr, index + 1)
@@ -509,12 +613,31 @@ class AwsHosts(pulumi.ComponentResource):
             lambda lines: "".join(f"{line}\n" for line in lines)
         )
 
+        eip_names: list[pulumi.Input[str]] = [eip.public_ip, eip.public_dns]
+        if self.public_api is not None and self.internal_api is not None:
+            # Every node, and kubeadm's own kubeconfigs, reach the API through the internal
+            # load balancer; admins through the internet-facing one. The certificate names
+            # both, and the Elastic IP as before (the master stays reachable on it).
+            api_endpoint: pulumi.Input[str] = gated(checked, self.public_api.endpoint)
+            control_plane_endpoint: pulumi.Input[str] | None = gated(
+                checked, self.internal_api.endpoint)
+            cert_sans: list[pulumi.Input[str]] = [gated(checked, san) for san in (
+                *eip_names, self.public_api.dns_name, self.internal_api.dns_name)]
+            endpoint_ready: list[pulumi.Resource] = self.internal_api.ready
+        else:
+            api_endpoint = pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}")
+            control_plane_endpoint = None
+            cert_sans = eip_names
+            endpoint_ready = []
         self.cluster_hosts = ClusterHosts(
             master=master_node,
+            control_planes=control_planes,
             workers=workers,
-            api_endpoint=pulumi.Output.concat(eip.public_ip, f":{API_SERVER_PORT}"),
+            api_endpoint=api_endpoint,
+            control_plane_endpoint=control_plane_endpoint,
+            endpoint_ready=endpoint_ready,
             app_host=eip.public_ip,
-            cert_sans=[eip.public_ip, eip.public_dns],
+            cert_sans=cert_sans,
             install=NodeInstall(package_source=cfg.package_source, login_user=cfg.ssh_user),
             profile="host",
             cni="flannel",
@@ -523,9 +646,55 @@ class AwsHosts(pulumi.ComponentResource):
         self.register_outputs({
             "masterPublicIp": self.master_public_ip,
             "apiEndpoint": self.cluster_hosts.api_endpoint,
+            "controlPlaneEndpoint": control_plane_endpoint,
             "sshCommands": self.ssh_commands,
             "sshKnownHosts": self.ssh_known_hosts,
+            # Awaited here, so a refused endpoint stops the run even where nothing else
+            # waits for the check (without the load balancers).
+            "apiEndpointChecked": checked,
         })
+
+    def _zone_subnets(
+        self, cluster: str, cfg: AwsConfig, network: Network,
+        zones: Sequence[pulumi.Input[str]], checked: pulumi.Output[None],
+    ) -> list[tuple[aws.ec2.Subnet, Sequence[pulumi.Resource]]]:
+        """Each control-plane zone's public subnet and what routes it: the public subnet for
+        the first zone, then `<cluster>-public-<zone index>` (controlPlaneSubnetCidrs), routed
+        to the internet gateway like it. They wait for the endpoint check."""
+        route = aws.ec2.RouteTableRouteArgs(cidr_block=ANYWHERE, gateway_id=network.gateway.id)
+        subnets: list[tuple[aws.ec2.Subnet, Sequence[pulumi.Resource]]] = [
+            (network.public_subnet, network.public_routes)]
+        for index, cidr in enumerate(cfg.control_plane_subnet_cidrs, start=1):
+            subnet, association = routed_subnet(
+                cluster, f"public-{index}", gated(checked, network.vpc.id), cidr, zones[index],
+                route, pulumi.ResourceOptions(parent=self))
+            subnets.append((subnet, [association]))
+        return subnets
+
+    def _api_load_balancers(
+        self, cluster: str, cfg: AwsConfig, network: Network, firewall: Firewall,
+        subnets: Sequence[aws.ec2.Subnet], targets: Sequence[ApiTarget],
+        checked: pulumi.Output[None],
+    ) -> tuple[ApiLoadBalancer, ApiLoadBalancer]:
+        """`<cluster>-api` (internet-facing, adminCidrs) and `<cluster>-api-internal` (the
+        nodes' security group), over every zone's subnet, each with every control-plane node
+        as target. They wait for the endpoint check."""
+        for_admins = ApiLoadBalancerArgs(
+            cluster=cluster,
+            internal=False,
+            vpc_id=gated(checked, network.vpc.id),
+            subnet_ids=[subnet.id for subnet in subnets],
+            targets_security_group_id=firewall.group.id,
+            targets=targets,
+            allowed_cidrs=cfg.admin_cidrs,
+            tags={CLUSTER_TAG: cluster},
+        )
+        for_nodes = dataclasses.replace(
+            for_admins, internal=True, allowed_cidrs=(),
+            allowed_security_group_id=firewall.group.id)
+        child = pulumi.ResourceOptions(parent=self)
+        return (ApiLoadBalancer(f"{cluster}-api", for_admins, opts=child),
+                ApiLoadBalancer(f"{cluster}-api-internal", for_nodes, opts=child))
 
     def _wait_for_ssh(
         self,
