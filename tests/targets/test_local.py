@@ -74,7 +74,8 @@ def local(run_components: ComponentRunner, workers: int) -> tuple[ProgramRun, Wi
 
 def test_node_image_is_pulled_once_and_kept(local: tuple[ProgramRun, Wired]) -> None:
     run, _ = local
-    images = [i.inputs for i in run.of_type("docker:index/remoteImage:RemoteImage")]
+    images = sorted((i.inputs for i in run.of_type("docker:index/remoteImage:RemoteImage")),
+                    key=lambda inputs: str(inputs["name"]))
     assert images == [{"name": NODE_IMAGE, "keepLocally": True},
                       {"name": "public.ecr.aws/docker/library/haproxy:3.2", "keepLocally": True}]
 
