@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -290,6 +291,10 @@ def test_a_blocked_drain_stops_the_upgrade_with_the_pod_and_budget_named(
           f"({DRAIN_TIMEOUT_SECONDS}s bound): {time.monotonic() - started:.1f}s; {loop.total} "
           f"requests, {loop.failures} failed ({loop.describe_failures()})")
     message = str(failed.value)
+    # The control plane's step asked kubeadm for its plan before applying it.
+    log = re.search(r"\(log: (\S+)\)", message)
+    assert log is not None, message
+    assert f"upgrade-node.sh: kubeadm upgrade plan {RELEASE}" in Path(log.group(1)).read_text()
     assert f"draining {worker(0)} did not finish within {DRAIN_TIMEOUT_SECONDS}s" in message
     assert f"held by PodDisruptionBudget default/{BLOCKER} (0 disruptions allowed)" in message
     assert f"pod default/{BLOCKER}-" in message
