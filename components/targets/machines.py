@@ -13,14 +13,35 @@ chains). Installed packages stay.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from components.config import MachineHost, StackConfig
 from components.kubeadm import ClusterHosts, ClusterNode, NodeInstall
 from components.scripts import script_command
+from components.targets.aws_endpoint_record import gated
 from components.targets.ssh import SshLogin, known_hosts_line
-from components.transport import SshTransport, Step
+from components.transport import CommandResource, SshTransport, Step
+
+
+class ControlPlaneGrowthRefused(pulumi.RunError):
+    """Control-plane hosts added to a cluster initialised without an endpoint (one line)."""
+
+
+def growth_refusal(cluster: str, recorded: dict[str, Any] | None, added: int) -> str | None:
+    """Why `added` control-plane hosts cannot join the cluster the record describes, or None.
+
+    kubeadm "does not support turning a single control plane cluster created without
+    --control-plane-endpoint into a highly available cluster" (kubeadm's "Creating a cluster
+    with kubeadm"): every kubeconfig it made names the first host.
+    """
+    if not added or recorded is None or recorded.get("endpoint"):
+        return None
+    return (f"{cluster} was initialised without apiEndpoint, so every kubeconfig in it names "
+            "the first control-plane host and kubeadm cannot add another: keep one host in "
+            "controlPlaneHosts, or rebuild the cluster with apiEndpoint set (pulumi destroy, "
+            "then pulumi up; README, High availability)")
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class MachineHosts(pulumi.ComponentResource):
         self, name: str, args: MachineHostsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("kubeadm-cluster:machines:MachineHosts", name, None, opts)
+        self._machine_steps: list[CommandResource] = []
         cfg = args.config.machines
         if cfg is None:
             raise ValueError("MachineHosts needs a stack with target machines (config.machines "
@@ -70,7 +92,24 @@ class MachineHosts(pulumi.ComponentResource):
             pulumi.Output.secret(cfg.ssh_private_key) if cfg.ssh_private_key is not None else None
         )
         master = self._node(cfg.control_plane, private_key)
-        control_planes = [self._node(host, private_key) for host in cfg.control_planes]
+        # The endpoint the cluster was initialised with, kept in the state (a Stash replaced
+        # with the first host's machine step: a new first host is a new cluster). Extra
+        # control-plane hosts on a cluster made without one are refused before any step runs.
+        record = pulumi.Stash(
+            f"{args.config.cluster_name}-api-endpoint",
+            input={"endpoint": cfg.api_endpoint if cfg.api_endpoint_given else None},
+            opts=pulumi.ResourceOptions(parent=self, replace_with=[self._machine_steps[0]]))
+        cluster_name = args.config.cluster_name
+        added = len(cfg.control_planes)
+
+        def check(recorded: Any) -> None:
+            reason = growth_refusal(cluster_name, recorded, added)
+            if reason is not None:
+                raise ControlPlaneGrowthRefused(reason)
+
+        checked = record.output.apply(check)
+        control_planes = [self._node(host, private_key, gate=checked)
+                          for host in cfg.control_planes]
         workers = [self._node(host, private_key) for host in cfg.workers]
 
         login = SshLogin(cfg.ssh_user, None, f"{args.config.cluster_name}-known_hosts")
@@ -104,7 +143,10 @@ class MachineHosts(pulumi.ComponentResource):
             "sshKnownHosts": self.ssh_known_hosts,
         })
 
-    def _node(self, host: MachineHost, private_key: pulumi.Output[str] | None) -> ClusterNode:
+    def _node(self, host: MachineHost, private_key: pulumi.Output[str] | None,
+              gate: pulumi.Output[None] | None = None) -> ClusterNode:
+        """The machine's ClusterNode; with `gate`, its first step waits for that check (a
+        refused check declares nothing on the machine)."""
         transport = SshTransport(
             host=host.address, port=host.port, user=host.user, private_key=private_key,
             host_key=host.host_key,
@@ -114,9 +156,11 @@ class MachineHosts(pulumi.ComponentResource):
         # or scale-in the node is drained first, then the machine is reset.
         machine = transport.run(
             f"{host.name}-machine",
-            Step(inline=MACHINE_CHECK, delete=reset_command(), triggers=[identity]),
+            Step(inline=MACHINE_CHECK, delete=reset_command(),
+                 triggers=[identity if gate is None else gated(gate, identity)]),
             pulumi.ResourceOptions(parent=self),
         )
+        self._machine_steps.append(machine)
         return ClusterNode(
             name=host.name,
             private_ip=host.private_ip,

@@ -12,10 +12,16 @@ import yaml
 
 from components.config import ConfigError, ConfigErrors, parse_stack_config
 from components.scripts import script_text
-from components.targets.machines import MachineHosts, MachineHostsArgs, reset_command
+from components.targets.machines import (
+    ControlPlaneGrowthRefused,
+    MachineHosts,
+    MachineHostsArgs,
+    reset_command,
+)
 from tests.conftest import (
     FAKE_PRIVATE_KEY,
     ComponentRunner,
+    ProgramMocks,
     ProgramRun,
     ProgramRunner,
     Registration,
@@ -72,6 +78,7 @@ def test_every_step_dials_its_machine_with_the_pinned_host_key(
         assert "privateKey" not in connection  # no sshPrivateKey: the SSH agent
     assert {r.type for r in run.resources} <= {
         COMMAND, "kubeadm-cluster:machines:MachineHosts", "kubeadm-cluster:kubeadm:KubeadmCluster",
+        "pulumi:index:Stash",  # the endpoint record, in the state only
     }  # nothing is created but what runs on the machines
     assert wired.cluster.node_names == [MASTER, worker(0), worker(1)]
     assert wired.cluster.node_private_ips == {
@@ -199,6 +206,32 @@ def test_three_control_plane_hosts_join_in_turn_behind_the_given_endpoint(
     for before, after in itertools.pairwise(chain):
         assert run.depends_on(run.named(f"{after}-kubernetes"), run.named(f"{before}-kubernetes"))
     assert "ADMIN_KUBECONFIG" not in env_of(run.named(f"{planes[0]}-kubernetes"))
+
+
+HA_HOSTS = {"controlPlaneHosts": [host(0), host(1), host(2)], "workerHosts": [host(3)],
+            "apiEndpoint": "k8s.example.com"}
+
+
+def test_control_plane_hosts_added_to_a_cluster_made_without_an_endpoint_are_refused(
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kubeadm cannot make a cluster initialised without controlPlaneEndpoint highly
+    available: the record of a first run without apiEndpoint refuses new control-plane hosts
+    at preview, with one line, before any step on them is declared."""
+    monkeypatch.setattr(ProgramMocks, "stashed", {f"{CLUSTER}-api-endpoint": {"endpoint": None}})
+    run = run_program("machines", expect_error=True, **HA_HOSTS)
+    assert isinstance(run.error, ControlPlaneGrowthRefused)
+    assert "was initialised without apiEndpoint" in str(run.error)
+    assert "\n" not in str(run.error)
+    assert not [r for r in run.of_type(COMMAND) if "-control-plane-" in r.name]
+    # A cluster recorded with an endpoint takes them; so does a new stack.
+    monkeypatch.setattr(ProgramMocks, "stashed",
+                        {f"{CLUSTER}-api-endpoint": {"endpoint": "k8s.example.com:6443"}})
+    run = run_program("machines", **HA_HOSTS)
+    assert run.named(f"{CLUSTER}-control-plane-2-join")
+    monkeypatch.setattr(ProgramMocks, "stashed", {})
+    record = run_program("machines", **HA_HOSTS).named(f"{CLUSTER}-api-endpoint")
+    assert record.inputs["input"] == {"endpoint": "k8s.example.com:6443"}
 
 
 def test_one_control_plane_host_gets_an_endpoint_only_when_one_is_given(
