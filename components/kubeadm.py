@@ -160,10 +160,23 @@ def control_plane_scheduling_command(control_planes: Sequence[str], has_workers:
         for name in names)
 
 
+REMOVE_ATTEMPTS = 5
+REMOVE_RETRY_SECONDS = 5
+
+
 def remove_control_plane_command(node_name: str, timeout_seconds: int) -> str:
     """A control-plane node leaving, run on the master: drain it, delete its Node, then remove
-    its etcd member (remove-etcd-member.sh), so etcd's quorum counts only the members left."""
-    return (f"{drain_command(node_name, timeout_seconds)} && "
+    its etcd member (remove-etcd-member.sh), so etcd's quorum counts only the members left.
+
+    The drain is retried (REMOVE_ATTEMPTS, REMOVE_RETRY_SECONDS apart): while etcd elects a new
+    leader (the member another removal took away may have led), the API answers "etcdserver:
+    request timed out" for a few seconds.
+    """
+    drain = shlex.quote(drain_command(node_name, timeout_seconds))
+    return (f"attempt=1; until sh -c {drain}; do "
+            f'if [ "$attempt" -ge {REMOVE_ATTEMPTS} ]; then '
+            f'echo "error: draining {node_name} failed {REMOVE_ATTEMPTS} times" >&2; exit 1; fi; '
+            f"attempt=$((attempt + 1)); sleep {REMOVE_RETRY_SECONDS}; done && "
             + script_command("remove-etcd-member.sh", {"MEMBER_NAME": node_name}))
 
 
@@ -202,6 +215,7 @@ class KubeadmCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("kubeadm-cluster:kubeadm:KubeadmCluster", name, None, opts)
         self._args = args
+        self._control_plane_drains: list[CommandResource] = []
 
         master = args.hosts.master
         master_ready = self._prepare(master)
@@ -429,8 +443,14 @@ class KubeadmCluster(pulumi.ComponentResource):
                 else drain_command(worker.name, timeout),
                 triggers=self._triggers(worker),
             ),
-            [init, *worker.depends_on],
+            # A control-plane node's after the one before it: deletes run in reverse order, so
+            # leaving control-plane nodes go one at a time (each changes etcd's membership, and
+            # removing the leader makes the API refuse requests until a new one is elected).
+            [init, *worker.depends_on, *(self._control_plane_drains[-1:] if control_plane
+                                         else [])],
         )
+        if control_plane:
+            self._control_plane_drains.append(drain)
         # A fresh, short-lived join command per worker, made on the master once the worker is
         # ready to use it, so a slow install cannot outlive the token. After the master's
         # kubernetes step: a worker added during an upgrade joins at the new version.

@@ -48,6 +48,10 @@ main() {
     log_step "removing etcd member ${MEMBER_NAME} (${id})"
     retry "etcd member remove" etcd_call remove "{\"ID\":\"${id}\"}" >/dev/null ||
         die "etcd refused to remove member ${MEMBER_NAME} (${id}); the cluster keeps counting it"
+    # Removing the leader starts an election; return once the members answer again, so the
+    # next change (another node leaving) meets a cluster with a leader.
+    retry "etcd answers after the removal" etcd_call list '{}' >/dev/null ||
+        die "etcd did not answer after removing ${MEMBER_NAME}: check the control-plane nodes"
     log_step "done: etcd has $(($(grep -o '"ID":' <<<"$members" | wc -l) - 1)) members"
 }
 

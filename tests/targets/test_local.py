@@ -428,8 +428,12 @@ def test_three_control_plane_nodes_join_one_at_a_time_behind_the_load_balancer(
         assert "stdin" in run.named(f"{name}-join").secret_inputs
         drain = run.named(f"{name}-drain").inputs["delete"]
         assert "remove-etcd-member.sh" in drain and f"MEMBER_NAME={name}" in drain
-    # One at a time: the second node's fresh key is made after the first has joined.
+    # One at a time: the second node's fresh key is made after the first has joined, and
+    # (deletes run in reverse order) the second leaves before the first does.
     assert run.depends_on(run.named(f"{planes[1]}-join-token"), run.named(f"{planes[0]}-join"))
+    assert run.depends_on(run.named(f"{planes[1]}-drain"), run.named(f"{planes[0]}-drain"))
+    # A drain that meets etcd's leader election is tried again.
+    assert "until sh -c" in run.named(f"{planes[0]}-drain").inputs["delete"]
     worker_token = exported_env(run.named("kubeadm-dev-worker-0-join-token").inputs["stdin"])
     assert "CONTROL_PLANE" not in worker_token
     ready = exported_env(run.named("kubeadm-dev-ready").inputs["stdin"])
