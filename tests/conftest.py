@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pulumi
 import pytest
 
 from tests.program import (
@@ -58,6 +59,20 @@ def no_config_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name == "PULUMI_CONFIG" or name.startswith("PULUMI_CONFIG_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def invokes(monkeypatch: pytest.MonkeyPatch) -> list[pulumi.runtime.MockCallArgs]:
+    """Every invoke (data lookup) the program makes, in order."""
+    calls: list[pulumi.runtime.MockCallArgs] = []
+    original_call = ProgramMocks.call
+
+    def call(self: ProgramMocks, args: pulumi.runtime.MockCallArgs) -> Any:
+        calls.append(args)
+        return original_call(self, args)
+
+    monkeypatch.setattr(ProgramMocks, "call", call)
+    return calls
 
 
 @pytest.fixture

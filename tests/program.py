@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import runpy
+import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -442,3 +443,18 @@ def run_cluster_on(
 
     run = run_components(program, stack=stack, **overrides)
     return run, built[0]
+
+
+def exported_env(stdin: str) -> dict[str, str]:
+    """The `export KEY=value` lines a step's stdin starts with (before its first script), as
+    the shell reads them; a multi-line value keeps its first line."""
+    env: dict[str, str] = {}
+    for line in stdin.split("#!/usr/bin/env bash")[0].splitlines():
+        if not line.startswith("export "):
+            continue  # a multi-line value's other lines
+        key, _, value = line[len("export "):].partition("=")
+        try:
+            env[key] = shlex.split(value)[0] if value else ""
+        except ValueError:  # the first line of a multi-line value
+            env[key] = value
+    return env

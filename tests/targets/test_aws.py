@@ -23,7 +23,6 @@ from tests.conftest import (
     FAKE_PRIVATE_KEY,
     FAKE_PUBLIC_KEY,
     ComponentRunner,
-    ProgramMocks,
     ProgramRun,
     Registration,
 )
@@ -57,20 +56,6 @@ def worker(index: int) -> str:
 
 
 Wired = WiredCluster[AwsHosts]
-
-
-@pytest.fixture(autouse=True)
-def invokes(monkeypatch: pytest.MonkeyPatch) -> list[pulumi.runtime.MockCallArgs]:
-    """Every invoke (data lookup) the program makes, in order."""
-    calls: list[pulumi.runtime.MockCallArgs] = []
-    original_call = ProgramMocks.call
-
-    def call(self: ProgramMocks, args: pulumi.runtime.MockCallArgs) -> Any:
-        calls.append(args)
-        return original_call(self, args)
-
-    monkeypatch.setattr(ProgramMocks, "call", call)
-    return calls
 
 
 def run_aws(run_components: ComponentRunner, **overrides: Any) -> tuple[ProgramRun, Wired]:

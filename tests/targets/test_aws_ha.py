@@ -51,20 +51,6 @@ def by_name(run: ProgramRun, typ: str) -> dict[str, Registration]:
     return {r.name: r for r in run.of_type(typ)}
 
 
-@pytest.fixture(autouse=True)
-def invokes(monkeypatch: pytest.MonkeyPatch) -> list[pulumi.runtime.MockCallArgs]:
-    """Every invoke (data lookup) the program makes, in order."""
-    calls: list[pulumi.runtime.MockCallArgs] = []
-    original_call = ProgramMocks.call
-
-    def call(self: ProgramMocks, args: pulumi.runtime.MockCallArgs) -> Any:
-        calls.append(args)
-        return original_call(self, args)
-
-    monkeypatch.setattr(ProgramMocks, "call", call)
-    return calls
-
-
 def recorded(monkeypatch: pytest.MonkeyPatch, record: dict[str, Any]) -> None:
     """The endpoint record an earlier `pulumi up` left in the stack's state."""
     monkeypatch.setattr(ProgramMocks, "stashed", {f"{CLUSTER}-api-endpoint": record})

@@ -21,7 +21,7 @@ from components.targets.local import (
     systemd_wait_command,
 )
 from tests.conftest import ComponentRunner, ProgramRun
-from tests.program import WiredCluster, run_cluster_on
+from tests.program import WiredCluster, exported_env, run_cluster_on
 
 MASTER = "kubeadm-dev-master"
 LOAD_BALANCER = "kubeadm-dev-lb"
@@ -46,17 +46,6 @@ def run_local(run_components: ComponentRunner, **overrides: Any) -> tuple[Progra
 
 def node_containers(run: ProgramRun) -> list[Any]:
     return [c for c in run.of_type(CONTAINER) if c.name != LOAD_BALANCER]
-
-
-def exported_env(stdin: str) -> dict[str, str]:
-    """The `export KEY=value` preamble of a step's stdin, parsed as the shell would."""
-    env: dict[str, str] = {}
-    for line in stdin.splitlines():
-        if not line.startswith("export "):
-            break
-        key, _, value = line[len("export "):].partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
-    return env
 
 
 @pytest.fixture(params=[0, 2], ids=["workers0", "workers2"])

@@ -27,7 +27,7 @@ from tests.conftest import (
     Registration,
     config_values,
 )
-from tests.program import REPO, WiredCluster, run_cluster_on
+from tests.program import REPO, WiredCluster, exported_env, run_cluster_on
 
 CLUSTER = "kubeadm-machines"
 MASTER = f"{CLUSTER}-master"
@@ -166,16 +166,7 @@ def test_api_endpoint_defaults_to_the_control_plane_address_and_can_be_set(
 
 def env_of(step: Registration) -> dict[str, str]:
     """The `export KEY=value` lines of a step's stdin."""
-    env = {}
-    for line in step.inputs["stdin"].split("#!/usr/bin/env bash")[0].splitlines():
-        if not line.startswith("export "):
-            continue  # a multi-line value's other lines
-        key, _, value = line[len("export "):].partition("=")
-        try:
-            env[key] = shlex.split(value)[0] if value else ""
-        except ValueError:  # the first line of a multi-line value
-            env[key] = value
-    return env
+    return exported_env(step.inputs["stdin"])
 
 
 def test_three_control_plane_hosts_join_in_turn_behind_the_given_endpoint(
